@@ -1,0 +1,51 @@
+/**
+ * The one database interface every part of Roost uses. Two backends implement it:
+ * a real PostgreSQL through `pg` (DATABASE_URL set) and embedded PGlite in a data folder.
+ *
+ * Both return the same JS types: int8 as string, bytea as Buffer, timestamptz as Date,
+ * json/jsonb parsed. SQL is always parameterised with $1, $2 ...
+ */
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export type NotifyHandler = (payload: string) => void;
+
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn inside BEGIN/COMMIT on one connection; rolls back when fn throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** LISTEN on a channel; the returned function stops listening. */
+  listen(channel: string, handler: NotifyHandler): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
+  /**
+   * COPY rows into a table (real PostgreSQL only; undefined on PGlite, which has no COPY FROM STDIN).
+   * `columns` are fixed identifiers from code, never user input.
+   */
+  copyRows?: (table: string, columns: readonly string[], rows: readonly unknown[][]) => Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  /** postgres:// URL; when absent the embedded PGlite database in dataDir is used. */
+  databaseUrl?: string;
+  dataDir: string;
+  /** Pool size for the pg backend. */
+  poolSize?: number;
+}
+
+export async function openDb(options: DbOptions): Promise<Db> {
+  if (options.databaseUrl) {
+    const { openPostgres } = await import('./pg.js');
+    return openPostgres(options.databaseUrl, options.poolSize ?? 10);
+  }
+  const { openPglite } = await import('./pglite.js');
+  return openPglite(options.dataDir);
+}

@@ -1,0 +1,115 @@
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
+
+function queryableOf(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+      const res = await client.query(sql, params as unknown[] | undefined);
+      return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
+    },
+    async exec(sql: string): Promise<void> {
+      await client.query(sql);
+    },
+  };
+}
+
+/** COPY text format: escape backslash, tab, newline, carriage return; \N is NULL. */
+function copyField(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  // bytea hex input \x.. with its backslash escaped for the COPY text format.
+  if (Buffer.isBuffer(value)) return '\\\\x' + value.toString('hex');
+  let text: string;
+  if (value instanceof Date) text = value.toISOString();
+  else if (typeof value === 'object') text = JSON.stringify(value);
+  else text = String(value);
+  return text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
+
+export async function openPostgres(url: string, poolSize: number): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+  // An idle client that loses its server emits 'error' on the pool; the next query reconnects.
+  pool.on('error', () => {});
+  await pool.query('SELECT 1');
+
+  const listeners = new Map<string, Set<NotifyHandler>>();
+  let listenClient: pg.Client | undefined;
+  let closed = false;
+
+  async function connectListener(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: url });
+    client.on('notification', (msg) => {
+      for (const handler of listeners.get(msg.channel) ?? []) handler(msg.payload ?? '');
+    });
+    client.on('error', () => {
+      // Reconnect with backoff and LISTEN again on every channel.
+      listenClient = undefined;
+      client.end().catch(() => {});
+      scheduleReconnect(250);
+    });
+    await client.connect();
+    for (const channel of listeners.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    listenClient = client;
+    return client;
+  }
+
+  function scheduleReconnect(delay: number): void {
+    if (closed) return;
+    setTimeout(() => {
+      connectListener().catch(() => scheduleReconnect(Math.min(delay * 2, 5000)));
+    }, delay).unref();
+  }
+
+  const base = queryableOf(pool);
+  return {
+    kind: 'postgres',
+    ...base,
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(queryableOf(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async listen(channel, handler) {
+      let set = listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+        const client = listenClient ?? (await connectListener());
+        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      }
+      set.add(handler);
+      return async () => {
+        set.delete(handler);
+      };
+    },
+    async notify(channel, payload) {
+      await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    async copyRows(table, columns, rows) {
+      const client = await pool.connect();
+      try {
+        const sql = `COPY ${pg.escapeIdentifier(table)} (${columns.map((c) => pg.escapeIdentifier(c)).join(', ')}) FROM STDIN`;
+        const lines = rows.map((row) => row.map(copyField).join('\t') + '\n').join('');
+        await pipeline(Readable.from([lines]), client.query(copyFrom(sql)));
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      closed = true;
+      await listenClient?.end().catch(() => {});
+      await pool.end();
+    },
+  };
+}

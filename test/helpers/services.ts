@@ -1,0 +1,113 @@
+/**
+ * Real PostgreSQL and Redis servers owned by one test run: each starts in a temporary folder on a
+ * free loopback port and is stopped at the end. Tests can stop and start them (outage tests).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function pgBinDir(): string {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) throw new Error('PostgreSQL binaries not found under /usr/lib/postgresql: apt-get install postgresql');
+  const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+  return path.join(root, versions[0], 'bin');
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/** initdb refuses to run as root: run the server's tools as the postgres user then. */
+function runAsPostgres(cmd: string, args: string[]): string {
+  if (!isRoot) return execFileSync(cmd, args, { encoding: 'utf8' });
+  return execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8' });
+}
+
+export interface PostgresServer {
+  url: string;
+  port: number;
+  stop(): void;
+  start(): void;
+  destroy(): void;
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = pgBinDir();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'roost-pg-'));
+  if (isRoot) execFileSync('chown', ['postgres:postgres', dir]);
+  const dataDir = path.join(dir, 'data');
+  runAsPostgres(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const port = await freePort();
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=on -c max_connections=300`;
+  const pgCtl = path.join(bin, 'pg_ctl');
+  const start = () => runAsPostgres(pgCtl, ['-D', dataDir, '-o', opts, '-l', path.join(dir, 'log'), '-w', 'start']);
+  const stop = () => runAsPostgres(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+  start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start,
+    stop,
+    destroy() {
+      try {
+        stop();
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        execFileSync('redis-cli', ['-p', String(port), 'ping'], { stdio: 'pipe' });
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error('redis-server did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    start,
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM');
+      });
+    },
+  };
+}
+
