@@ -1,0 +1,139 @@
+/**
+ * Every Roost setting, read and validated in one place. Sources, later wins:
+ * defaults < JSON file named by ROOST_CONFIG (same keys as the variables) < environment.
+ * A bad value stops start-up with one line naming the setting (ConfigError).
+ */
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  readonly code = 'ROOST_ERR_CONFIG';
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+  }
+}
+
+const port = z.coerce.number().int().min(0, 'must be a port number 0-65535').max(65535, 'must be a port number 0-65535');
+/** A listener port, or "off" to not start that listener. */
+const listenerPort = z.union([z.literal('off'), port]);
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v))]);
+const positiveInt = z.coerce.number().int().positive('must be a positive integer');
+const nonNegativeInt = z.coerce.number().int().min(0, 'must be 0 or more');
+const readableFile = z.string().refine(
+  (file) => {
+    try {
+      accessSync(file, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'file is not readable' },
+);
+const postgresUrl = z.string().refine(
+  (value) => {
+    try {
+      const u = new URL(value);
+      return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname.length > 0;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a postgres:// URL, e.g. postgres://user:pass@host:5432/roost' },
+);
+const redisUrl = z.string().refine(
+  (value) => {
+    try {
+      const u = new URL(value);
+      return u.protocol === 'redis:' || u.protocol === 'rediss:';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a redis:// URL' },
+);
+const topicFilterList = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+/** name → [schema, default, meaning]; README's configuration table lists the same. */
+export const SETTINGS = {
+  ROOST_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the MQTT listeners'],
+  ROOST_MQTT_PORT: [listenerPort, 1883, 'MQTT over TCP port ("off" disables)'],
+  ROOST_MQTTS_PORT: [listenerPort, 8883, 'MQTT over TLS port; starts when ROOST_TLS_CERT and ROOST_TLS_KEY are set'],
+  ROOST_WS_PORT: [listenerPort, 8080, 'MQTT over WebSocket port'],
+  ROOST_WSS_PORT: [listenerPort, 8081, 'MQTT over secure WebSocket port; starts when TLS is configured'],
+  ROOST_WS_PATH: [z.string().startsWith('/'), '/mqtt', 'HTTP path of the WebSocket listeners'],
+  ROOST_TLS_CERT: [readableFile.optional(), undefined, 'PEM server certificate (chain) for TLS and WSS'],
+  ROOST_TLS_KEY: [readableFile.optional(), undefined, 'PEM private key for TLS and WSS'],
+  ROOST_TLS_CA: [readableFile.optional(), undefined, 'PEM CA that signs client certificates (enables client-certificate login)'],
+  ROOST_TLS_REQUIRE_CLIENT_CERT: [bool, false, 'Refuse TLS clients without a certificate signed by ROOST_TLS_CA'],
+  ROOST_TLS_CERT_USERNAME_FIELD: [z.enum(['CN', 'SAN_DNS', 'SAN_EMAIL', 'SAN_URI']), 'CN', 'Certificate field that names the device'],
+  ROOST_TLS_CERT_PASSWORD_REQUIRED: [bool, true, 'Whether a device with a verified certificate must still send its password'],
+  ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
+  ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
+  ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
+  DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],
+  ROOST_DB_POOL_SIZE: [positiveInt, 10, 'Connections to PostgreSQL'],
+  REDIS_URL: [redisUrl.optional(), undefined, 'Redis URL; switches sessions to Redis and joins the cluster of nodes on it'],
+  ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
+  ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
+  ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],
+  ROOST_ADMIN_TOKEN_FILE: [z.string().optional(), undefined, 'Where to also write the first admin token (default: printed only)'],
+  // Auth
+  ROOST_BCRYPT_COST: [z.coerce.number().int().min(4).max(15), 10, 'bcrypt cost of new password hashes'],
+  ROOST_BCRYPT_CONCURRENCY: [positiveInt, 2, 'bcrypt compares running at once (off the event loop)'],
+  ROOST_BCRYPT_QUEUE: [positiveInt, 1000, 'CONNECTs that may wait for a bcrypt compare; more are refused'],
+  ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username'],
+  ROOST_ANONYMOUS_ROLE: [z.string().min(1), 'anonymous', 'Role whose rules anonymous clients get'],
+  ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
+  ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins before the source is refused for the cooling-off period'],
+  ROOST_AUTH_COOLDOWN_MS: [positiveInt, 60_000, 'Cooling-off period after too many failed logins'],
+  // Message store
+  ROOST_STORE_INCLUDE: [topicFilterList, '#', 'Comma-separated topic filters of publishes to store'],
+  ROOST_STORE_EXCLUDE: [topicFilterList, '$SYS/#', 'Comma-separated topic filters of publishes not to store'],
+  ROOST_STORE_BATCH_SIZE: [positiveInt, 2000, 'Most rows in one write transaction'],
+  ROOST_STORE_FLUSH_MS: [nonNegativeInt, 5, 'Longest a stored publish waits for its batch to fill'],
+  ROOST_STORE_QUEUE_MAX: [positiveInt, 50_000, 'Publishes waiting to be stored before publishing sockets are paused'],
+  ROOST_STORE_QUEUE_MAX_BYTES: [positiveInt, 64 * 1024 * 1024, 'Payload bytes waiting to be stored before publishing sockets are paused'],
+  ROOST_PARTITION_DAYS: [positiveInt, 1, 'Days per partition of the messages table'],
+  ROOST_RETENTION_DAYS: [nonNegativeInt, 0, 'Drop message partitions older than this many days (0 keeps everything)'],
+} as const;
+
+type Settings = typeof SETTINGS;
+export type SettingName = keyof Settings;
+export type Config = { [K in SettingName]: z.output<Settings[K][0]> };
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let fileValues: Record<string, unknown> = {};
+  const file = env.ROOST_CONFIG;
+  if (file) {
+    try {
+      fileValues = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError('ROOST_CONFIG', `cannot read ${file}: ${(err as Error).message}`);
+    }
+    for (const key of Object.keys(fileValues)) {
+      if (!(key in SETTINGS)) throw new ConfigError('ROOST_CONFIG', `unknown setting ${key} in ${file}`);
+    }
+  }
+  const config: Record<string, unknown> = {};
+  for (const [name, [schema, fallback]] of Object.entries(SETTINGS)) {
+    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : (fileValues[name] ?? fallback);
+    const parsed = (schema as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      // URLs may carry passwords: never echo them.
+      const shown = name.endsWith('_URL') ? '' : ` (got ${JSON.stringify(raw)})`;
+      throw new ConfigError(name, `${parsed.error.issues[0]?.message ?? 'invalid value'}${shown}`);
+    }
+    config[name] = parsed.data;
+  }
+  const c = config as Config;
+  if (Boolean(c.ROOST_TLS_CERT) !== Boolean(c.ROOST_TLS_KEY)) {
+    throw new ConfigError(c.ROOST_TLS_CERT ? 'ROOST_TLS_KEY' : 'ROOST_TLS_CERT', 'TLS needs both ROOST_TLS_CERT and ROOST_TLS_KEY');
+  }
+  return c;
+}
