@@ -1,0 +1,23 @@
+# Roost production image: built TypeScript, production dependencies only.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json ./
+COPY lib lib
+COPY broker broker
+COPY api api
+COPY auth auth
+COPY bench bench
+RUN npx tsc -p tsconfig.json
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+COPY --from=build /app/dist dist
+COPY schema schema
+USER node
+EXPOSE 1883 8883 8080 8081 3000
+CMD ["node", "dist/lib/cli.js", "start"]

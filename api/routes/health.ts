@@ -1,0 +1,29 @@
+import type { FastifyPluginAsync } from 'fastify';
+
+const statusSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    database: { type: 'string', enum: ['ok', 'unavailable'] },
+    broker: { type: 'string', enum: ['ok', 'closed', 'absent'] },
+  },
+  required: ['status'],
+} as const;
+
+/** /health: the process answers. /ready: it can do its work (database reachable, broker open). */
+const healthRoutes: FastifyPluginAsync = async (app) => {
+  app.get('/health', { schema: { response: { 200: statusSchema } } }, async () => ({ status: 'ok' }));
+
+  app.get('/ready', { schema: { response: { 200: statusSchema, 503: statusSchema } } }, async (_req, reply) => {
+    const { db, broker } = app.roost;
+    const database = await db.query('SELECT 1').then(
+      () => 'ok' as const,
+      () => 'unavailable' as const,
+    );
+    const brokerState = !broker ? 'absent' : broker.closed ? 'closed' : 'ok';
+    const ready = database === 'ok' && brokerState !== 'closed';
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database, broker: brokerState });
+  });
+};
+
+export default healthRoutes;

@@ -1,0 +1,99 @@
+/**
+ * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
+ *   listeners.ts → Aedes parses it → authorizePublish runs publishSteps in order:
+ *     1. checkAcl      (auth/: may this device write this topic?)
+ *     2. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
+ *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
+ * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
+ */
+import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
+import type { Logger } from '../lib/log.js';
+import type { Metrics } from './metrics.js';
+
+/** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
+export interface BrokerAuth {
+  authenticate: Aedes['authenticate'];
+  authorizeSubscribe: Aedes['authorizeSubscribe'];
+  authorizeForward: Aedes['authorizeForward'];
+  checkPublish(client: Client, packet: PublishPacket): boolean;
+  deviceOf(client: Client): { id: string; username: string } | undefined;
+}
+
+/** What broker/ needs from the message store (broker/store-writer.ts provides it). */
+export interface BrokerStore {
+  /** Calls done once the publish is safe: committed for QoS 1/2, queued for QoS 0. */
+  storePublish(client: Client | null, packet: PublishPacket, username: string | undefined, done: (err?: Error | null) => void): void;
+}
+
+export interface RoostBrokerOptions {
+  id?: string;
+  persistence?: AedesOptions['persistence'];
+  mq?: AedesOptions['mq'];
+  auth?: BrokerAuth;
+  store?: BrokerStore;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * A publish the ACL refuses is acknowledged (MQTT 3.1.1 has no negative PUBACK) but must reach
+ * nobody: like Mosquitto, Roost moves it to this topic, which authorizeForward never delivers.
+ */
+export const DENIED_TOPIC = '$roost/denied';
+
+export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Aedes> {
+  const { auth, store, metrics, log } = opts;
+
+  type Step = (client: Client | null, packet: PublishPacket, next: (err?: Error | null) => void) => void;
+
+  const checkAcl: Step = (client, packet, next) => {
+    if (!auth || !client || auth.checkPublish(client, packet)) return next();
+    metrics.publishesDenied.inc();
+    log.info({ clientId: client.id, topic: packet.topic, qos: packet.qos }, 'publish denied by ACL');
+    packet.topic = DENIED_TOPIC;
+    packet.retain = false;
+    next();
+  };
+
+  const storeDurably: Step = (client, packet, next) => {
+    if (!store || packet.topic === DENIED_TOPIC) return next();
+    store.storePublish(client, packet, client && auth ? auth.deviceOf(client)?.username : undefined, next);
+  };
+
+  const publishSteps: Step[] = [checkAcl, storeDurably];
+
+  const options: AedesOptions = {
+    id: opts.id,
+    persistence: opts.persistence,
+    mq: opts.mq,
+    authorizePublish(client, packet, callback) {
+      let i = 0;
+      const next = (err?: Error | null) => {
+        if (err || i === publishSteps.length) return callback(err ?? null);
+        publishSteps[i++](client, packet, next);
+      };
+      next();
+    },
+    authorizeForward(client, packet: AedesPublishPacket) {
+      if (packet.topic === DENIED_TOPIC) return null;
+      return auth ? auth.authorizeForward(client, packet) : packet;
+    },
+  };
+  if (auth) {
+    options.authenticate = auth.authenticate;
+    options.authorizeSubscribe = auth.authorizeSubscribe;
+  }
+  const broker = await Aedes.createBroker(options);
+
+  broker.on('client', () => metrics.connections.inc());
+  broker.on('clientDisconnect', () => metrics.connections.dec());
+  broker.on('clientError', (client, err) => {
+    metrics.clientErrors.inc();
+    log.warn({ clientId: client?.id, err: err.message }, 'client error');
+  });
+  broker.on('connectionError', (client, err) => {
+    metrics.clientErrors.inc();
+    log.debug({ clientId: client?.id, err: err.message }, 'connection error');
+  });
+  return broker;
+}

@@ -1,0 +1,114 @@
+/**
+ * Where a connection enters Roost: MQTT over TCP, TLS, WebSocket and secure WebSocket.
+ * WebSocket uses ws 8 + createWebSocketStream (websocket-stream pulls in ws 3, CVE-2024-37890).
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Aedes } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Logger } from '../lib/log.js';
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** CA of client certificates; when set, clients are asked for a certificate. */
+  ca?: string;
+  requireClientCert?: boolean;
+}
+
+export interface ListenerOptions {
+  host: string;
+  mqttPort: number | 'off';
+  mqttsPort: number | 'off';
+  wsPort: number | 'off';
+  wssPort: number | 'off';
+  wsPath: string;
+  tls?: TlsFiles;
+}
+
+export type ListenerName = 'mqtt' | 'mqtts' | 'ws' | 'wss';
+
+export interface Listeners {
+  /** Bound ports (the real ones when 0 was asked for); absent when the listener is off. */
+  ports: Partial<Record<ListenerName, number>>;
+  /** Stops accepting new connections; open connections are left to the broker to close. */
+  close(): Promise<void>;
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+function tlsOptions(files: TlsFiles): tls.TlsOptions {
+  return {
+    cert: readFileSync(files.cert),
+    key: readFileSync(files.key),
+    ...(files.ca ? { ca: readFileSync(files.ca), requestCert: true, rejectUnauthorized: Boolean(files.requireClientCert) } : {}),
+  };
+}
+
+function attachWebSocket(server: http.Server | https.Server, broker: Aedes, path: string, log: Logger): WebSocketServer {
+  const wss = new WebSocketServer({ server, path });
+  wss.on('connection', (socket, req) => {
+    const stream = createWebSocketStream(socket);
+    stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
+    broker.handle(stream, req);
+  });
+  return wss;
+}
+
+export async function startListeners(broker: Aedes, opts: ListenerOptions, log: Logger): Promise<Listeners> {
+  const servers: net.Server[] = [];
+  const sockets: WebSocketServer[] = [];
+  const ports: Listeners['ports'] = {};
+  const handle = (conn: net.Socket) => broker.handle(conn);
+
+  try {
+    if (opts.mqttPort !== 'off') {
+      const server = net.createServer(handle);
+      servers.push(server);
+      ports.mqtt = await listen(server, opts.mqttPort, opts.host);
+    }
+    if (opts.wsPort !== 'off') {
+      const server = http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
+      sockets.push(attachWebSocket(server, broker, opts.wsPath, log));
+      servers.push(server);
+      ports.ws = await listen(server, opts.wsPort, opts.host);
+    }
+    if (opts.tls) {
+      const tlsOpts = tlsOptions(opts.tls);
+      if (opts.mqttsPort !== 'off') {
+        const server = tls.createServer(tlsOpts, handle);
+        server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
+        servers.push(server);
+        ports.mqtts = await listen(server, opts.mqttsPort, opts.host);
+      }
+      if (opts.wssPort !== 'off') {
+        const server = https.createServer(tlsOpts, (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
+        sockets.push(attachWebSocket(server, broker, opts.wsPath, log));
+        servers.push(server);
+        ports.wss = await listen(server, opts.wssPort, opts.host);
+      }
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    throw err;
+  }
+
+  return {
+    ports,
+    async close() {
+      for (const ws of sockets) ws.close();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * The `roost` command. `roost start` (default) runs the broker and the API; `roost migrate`
+ * applies the schema; `roost token create` makes an API token.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { migrate } from './db/migrate.js';
+import { openConfiguredDb, startRoost, StartupError } from './roost.js';
+import { createApiToken } from '../api/tokens.js';
+
+const out = (line: string) => process.stdout.write(line + '\n');
+
+async function start(config: Config): Promise<void> {
+  const roost = await startRoost(config);
+  const { log, ports } = roost;
+  if (roost.firstAdminToken) {
+    out(`First admin API token (shown once, stored hashed; make another with "roost token create"):\n  ${roost.firstAdminToken}`);
+  }
+  const host = config.ROOST_HOST === '0.0.0.0' ? 'localhost' : config.ROOST_HOST;
+  const endpoints = [
+    ports.mqtt !== undefined && `mqtt://${host}:${ports.mqtt}`,
+    ports.mqtts !== undefined && `mqtts://${host}:${ports.mqtts}`,
+    ports.ws !== undefined && `ws://${host}:${ports.ws}${config.ROOST_WS_PATH}`,
+    ports.wss !== undefined && `wss://${host}:${ports.wss}${config.ROOST_WS_PATH}`,
+    ports.api !== undefined && `http://${host}:${ports.api} (API)`,
+  ].filter(Boolean);
+  log.info({ ports, database: roost.db.kind }, 'roost started');
+  out(`Roost is listening on ${endpoints.join(', ')} (database: ${roost.db.kind === 'pglite' ? `embedded in ${config.ROOST_DATA_DIR}` : 'PostgreSQL'})`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      log.error({ timeoutMs: config.ROOST_SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long, exiting');
+      process.exit(1);
+    }, config.ROOST_SHUTDOWN_TIMEOUT_MS);
+    timer.unref();
+    roost.close().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'start', ...rest] = argv;
+  const config = loadConfig();
+  switch (command) {
+    case 'start':
+      return start(config);
+    case 'migrate': {
+      const db = await openConfiguredDb(config);
+      const report = await migrate(db);
+      await db.close();
+      out(report.applied.length ? `applied: ${report.applied.join(', ')}` : 'database is up to date');
+      return;
+    }
+    case 'token': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { name: { type: 'string' }, role: { type: 'string', default: 'admin' } },
+      });
+      if (positionals[0] !== 'create' || !values.name || !['admin', 'viewer'].includes(values.role!)) {
+        throw new UsageError('usage: roost token create --name NAME [--role admin|viewer]');
+      }
+      const db = await openConfiguredDb(config);
+      await migrate(db);
+      const { token } = await createApiToken(db, values.name, values.role as 'admin' | 'viewer');
+      await db.close();
+      out(token);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"; commands: start, migrate, token create`);
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  // One clear line for the user; the detail only at debug level.
+  if (err instanceof ConfigError || err instanceof StartupError || err instanceof UsageError) {
+    process.stderr.write(`roost: ${err.message}\n`);
+    process.exit(2);
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'EADDRINUSE' || e?.code === 'EACCES') {
+    process.stderr.write(`roost: cannot listen: ${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`roost: ${e?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,115 @@
+/**
+ * One Roost process: database → migrations → first admin token → broker → listeners → API.
+ * close() undoes it in reverse, letting in-flight work finish.
+ */
+import type { Aedes } from 'aedes';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../api/app.js';
+import { ensureFirstAdminToken } from '../api/tokens.js';
+import { createRoostBroker } from '../broker/broker.js';
+import { startListeners, type ListenerName } from '../broker/listeners.js';
+import { createMetrics, type Metrics } from '../broker/metrics.js';
+import { createSessionStore } from '../broker/session-store.js';
+import type { Config } from './config.js';
+import { openDb, type Db } from './db/index.js';
+import { migrate } from './db/migrate.js';
+import { createLogger, type Logger } from './log.js';
+
+export class StartupError extends Error {
+  readonly code = 'ROOST_ERR_STARTUP';
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+  }
+}
+
+export interface Roost {
+  broker: Aedes;
+  db: Db;
+  api?: FastifyInstance;
+  metrics: Metrics;
+  log: Logger;
+  ports: Partial<Record<ListenerName | 'api', number>>;
+  /** The first admin token, when this start created it (printed once by the CLI). */
+  firstAdminToken?: string;
+  close(): Promise<void>;
+}
+
+export async function openConfiguredDb(config: Config): Promise<Db> {
+  try {
+    return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
+  } catch (err) {
+    const reason = (err as Error).message || String(err);
+    if (config.DATABASE_URL) throw new StartupError('DATABASE_URL', `cannot connect to PostgreSQL (${reason})`);
+    throw new StartupError('ROOST_DATA_DIR', `cannot open the embedded database in ${config.ROOST_DATA_DIR} (${reason})`);
+  }
+}
+
+export async function startRoost(config: Config, opts: { log?: Logger } = {}): Promise<Roost> {
+  const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL);
+  const db = await openConfiguredDb(config);
+  const cleanups: Array<() => Promise<unknown>> = [() => db.close()];
+  const unwind = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => {});
+  };
+  try {
+    const report = await migrate(db);
+    if (report.applied.length > 0) log.info({ applied: report.applied }, 'migrations applied');
+    const firstAdminToken = await ensureFirstAdminToken(db);
+
+    const metrics = createMetrics();
+    const sessions = await createSessionStore({ db, redisUrl: config.REDIS_URL });
+    cleanups.push(() => sessions.close());
+    const broker = await createRoostBroker({
+      id: config.ROOST_NODE_ID,
+      persistence: sessions.persistence,
+      mq: sessions.mq,
+      metrics,
+      log: log.child({ component: 'broker' }),
+    });
+    cleanups.push(() => new Promise<void>((resolve) => broker.close(() => resolve())));
+
+    const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY
+      ? { cert: config.ROOST_TLS_CERT, key: config.ROOST_TLS_KEY, ca: config.ROOST_TLS_CA, requireClientCert: config.ROOST_TLS_REQUIRE_CLIENT_CERT }
+      : undefined;
+    const listeners = await startListeners(
+      broker,
+      {
+        host: config.ROOST_HOST,
+        mqttPort: config.ROOST_MQTT_PORT,
+        mqttsPort: config.ROOST_MQTTS_PORT,
+        wsPort: config.ROOST_WS_PORT,
+        wssPort: config.ROOST_WSS_PORT,
+        wsPath: config.ROOST_WS_PATH,
+        tls,
+      },
+      log,
+    );
+    const ports: Roost['ports'] = { ...listeners.ports };
+
+    let api: FastifyInstance | undefined;
+    if (config.ROOST_API_PORT !== 'off') {
+      api = await buildApi({ db, broker, metrics, log });
+      await api.listen({ port: config.ROOST_API_PORT, host: config.ROOST_API_HOST });
+      ports.api = (api.server.address() as { port: number }).port;
+    }
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        // Stop accepting first, then close clients (Aedes flushes their sessions), then storage.
+        const listenersClosed = listeners.close();
+        await api?.close();
+        await unwind();
+        await listenersClosed;
+      })();
+      return closing;
+    };
+    return { broker, db, api, metrics, log, ports, firstAdminToken, close };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}

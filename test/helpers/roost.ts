@@ -1,0 +1,123 @@
+/** A Roost process inside the test, on ephemeral ports, on either database backend. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { loadConfig } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+import { startRoost, type Roost } from '../../lib/roost.js';
+import { openTestDb, type BackendName } from './db.js';
+
+export interface DevCerts {
+  dir: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** Runs `npm run certs` into a temporary folder. */
+export function makeDevCerts(): DevCerts {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'roost-certs-'));
+  execFileSync('node', [path.resolve('certs/generate.mjs'), dir], { stdio: 'ignore' });
+  return { dir, ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
+}
+
+export interface TestRoost {
+  roost: Roost;
+  backend: BackendName;
+  env: Record<string, string>;
+  certs?: DevCerts;
+  stop(): Promise<void>;
+}
+
+export async function startTestRoost(
+  backend: BackendName,
+  opts: { tls?: boolean; env?: Record<string, string>; databaseUrl?: string; dataDir?: string } = {},
+): Promise<TestRoost> {
+  const certs = opts.tls ? makeDevCerts() : undefined;
+  let cleanupDb = async () => {};
+  let databaseUrl = opts.databaseUrl;
+  let dataDir = opts.dataDir;
+  if (!databaseUrl && !dataDir) {
+    if (backend === 'postgres') {
+      const t = await openTestDb('postgres');
+      await t.db.close();
+      databaseUrl = t.databaseUrl;
+      cleanupDb = t.cleanup;
+    } else {
+      dataDir = mkdtempSync(path.join(os.tmpdir(), 'roost-data-'));
+      const dir = dataDir;
+      cleanupDb = async () => rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const env: Record<string, string> = {
+    ROOST_HOST: '127.0.0.1',
+    ROOST_API_HOST: '127.0.0.1',
+    ROOST_MQTT_PORT: '0',
+    ROOST_MQTTS_PORT: '0',
+    ROOST_WS_PORT: '0',
+    ROOST_WSS_PORT: '0',
+    ROOST_API_PORT: '0',
+    ROOST_LOG_LEVEL: process.env.ROOST_TEST_LOG_LEVEL ?? 'silent',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { ROOST_DATA_DIR: dataDir! }),
+    ...(certs ? { ROOST_TLS_CERT: certs.cert, ROOST_TLS_KEY: certs.key } : {}),
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const roost = await startRoost(config, { log: createLogger(config.ROOST_LOG_LEVEL) });
+  return {
+    roost,
+    backend,
+    env,
+    certs,
+    async stop() {
+      await roost.close();
+      await cleanupDb();
+      if (certs) rmSync(certs.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type Transport = 'mqtt' | 'mqtts' | 'ws' | 'wss';
+
+export function brokerUrl(t: TestRoost, transport: Transport): string {
+  const port = t.roost.ports[transport];
+  if (port === undefined) throw new Error(`listener ${transport} is not running`);
+  return transport.startsWith('ws') ? `${transport}://localhost:${port}/mqtt` : `${transport}://localhost:${port}`;
+}
+
+/** Connects an MQTT.js client (MQTT 3.1.1, no auto-reconnect) and waits for CONNACK. */
+export async function connectClient(t: TestRoost, transport: Transport, opts: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(brokerUrl(t, transport), {
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...(t.certs && (transport === 'mqtts' || transport === 'wss') ? { ca: readFileSync(t.certs.ca) } : {}),
+    ...opts,
+  });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+    client.once('close', () => reject(new Error('connection closed before CONNACK')));
+  });
+  return client;
+}
+
+/** Collects messages until `count` arrived or `ms` passed. */
+export function collect(client: MqttClient, count: number, ms = 5000): Promise<Array<{ topic: string; payload: Buffer; qos: number; retain: boolean }>> {
+  const got: Array<{ topic: string; payload: Buffer; qos: number; retain: boolean }> = [];
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function onMessage(topic: string, payload: Buffer, packet: { qos: number; retain: boolean }) {
+      got.push({ topic, payload, qos: packet.qos, retain: packet.retain });
+      if (got.length >= count) done();
+    }
+    function done() {
+      clearTimeout(timer);
+      client.off('message', onMessage);
+      resolve(got);
+    }
+    client.on('message', onMessage);
+  });
+}
