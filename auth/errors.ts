@@ -1,0 +1,58 @@
+/**
+ * Every error the auth package raises, defined once with a stable code, a human message, the
+ * CONNACK return code a refused CONNECT gets and the HTTP status the API answers with.
+ */
+
+interface AuthErrorSpec {
+  message: string;
+  /** MQTT 3.1.1 CONNACK return code (3.2.2.3) when the error refuses a CONNECT. */
+  returnCode?: 3 | 4 | 5;
+  statusCode: number;
+}
+
+export const AUTH_ERRORS = {
+  // The same answer for an unknown user and a wrong password, so neither is revealed.
+  ROOST_ERR_BAD_CREDENTIALS: { message: 'Bad username or password', returnCode: 4, statusCode: 401 },
+  ROOST_ERR_NOT_AUTHORIZED: { message: 'Not authorized', returnCode: 5, statusCode: 403 },
+  ROOST_ERR_DEVICE_DISABLED: { message: 'Device is disabled', returnCode: 5, statusCode: 403 },
+  ROOST_ERR_CLIENT_ID_REJECTED: { message: 'Client id does not match the device pattern', returnCode: 5, statusCode: 403 },
+  ROOST_ERR_ANONYMOUS_REFUSED: { message: 'Anonymous clients are not allowed', returnCode: 5, statusCode: 401 },
+  ROOST_ERR_CERT_MISMATCH: { message: 'Username differs from the client certificate', returnCode: 5, statusCode: 403 },
+  ROOST_ERR_AUTH_THROTTLED: { message: 'Too many failed logins; try again later', returnCode: 5, statusCode: 429 },
+  ROOST_ERR_AUTH_BUSY: { message: 'Too many logins waiting for a password check; try again', returnCode: 3, statusCode: 503 },
+  ROOST_ERR_ACL_DENIED: { message: 'Not allowed by the access rules', statusCode: 403 },
+  ROOST_ERR_DEVICE_NOT_FOUND: { message: 'No such device', statusCode: 404 },
+  ROOST_ERR_DEVICE_EXISTS: { message: 'A device with this username exists', statusCode: 409 },
+  ROOST_ERR_ROLE_NOT_FOUND: { message: 'No such role', statusCode: 404 },
+  ROOST_ERR_ROLE_EXISTS: { message: 'A role with this name exists', statusCode: 409 },
+  ROOST_ERR_RULE_NOT_FOUND: { message: 'No such rule', statusCode: 404 },
+  ROOST_ERR_INVALID_PATTERN: { message: 'Invalid topic pattern', statusCode: 400 },
+  ROOST_ERR_INVALID_RULE: { message: 'Invalid rule', statusCode: 400 },
+  ROOST_ERR_INVALID_USERNAME: { message: 'Invalid username', statusCode: 400 },
+  ROOST_ERR_INVALID_ROLE_NAME: { message: 'Invalid role name', statusCode: 400 },
+  ROOST_ERR_UNSUPPORTED_HASH: { message: 'Unsupported password hash format', statusCode: 400 },
+  ROOST_ERR_MOSQUITTO_FILE: { message: 'Cannot read the Mosquitto file', statusCode: 400 },
+} as const satisfies Record<string, AuthErrorSpec>;
+
+export type AuthErrorCode = keyof typeof AUTH_ERRORS;
+
+export class AuthError extends Error {
+  readonly statusCode: number;
+  readonly returnCode: 3 | 4 | 5 | undefined;
+
+  /** `detail` is for the log and the CLI; it never carries a password. */
+  constructor(
+    readonly code: AuthErrorCode,
+    readonly detail?: string,
+  ) {
+    const spec: AuthErrorSpec = AUTH_ERRORS[code];
+    super(detail ? `${spec.message}: ${detail}` : spec.message);
+    this.name = 'AuthError';
+    this.statusCode = spec.statusCode;
+    this.returnCode = spec.returnCode;
+  }
+}
+
+export function isAuthError(err: unknown, code?: AuthErrorCode): err is AuthError {
+  return err instanceof AuthError && (code === undefined || err.code === code);
+}
