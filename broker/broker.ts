@@ -1,8 +1,9 @@
 /**
  * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
  *   listeners.ts → Aedes parses it → authorizePublish runs publishSteps in order:
- *     1. checkAcl      (auth/: may this device write this topic?)
- *     2. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
+ *     1. checkTopic    (MQTT-1.5.3-2: no U+0000)
+ *     2. checkAcl      (auth/: may this device write this topic?)
+ *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
  *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
@@ -46,6 +47,12 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Aedes
 
   type Step = (client: Client | null, packet: PublishPacket, next: (err?: Error | null) => void) => void;
 
+  // MQTT-1.5.3-2: a topic name holding U+0000 is a protocol violation; close the connection.
+  const checkTopic: Step = (_client, packet, next) => {
+    if (packet.topic.includes('\0')) return next(new Error('topic contains U+0000'));
+    next();
+  };
+
   const checkAcl: Step = (client, packet, next) => {
     if (!auth || !client || auth.checkPublish(client, packet)) return next();
     metrics.publishesDenied.inc();
@@ -60,7 +67,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Aedes
     store.storePublish(client, packet, client && auth ? auth.deviceOf(client)?.username : undefined, next);
   };
 
-  const publishSteps: Step[] = [checkAcl, storeDurably];
+  const publishSteps: Step[] = [checkTopic, checkAcl, storeDurably];
 
   const options: AedesOptions = {
     id: opts.id,

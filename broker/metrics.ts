@@ -1,11 +1,14 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Broker metrics, one registry per Roost process (the API serves it at /metrics). */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'roost_process_' });
+  /** Values read when metrics are scraped; the owning component replaces the function. */
+  const probes = { storeQueueDepth: () => 0 };
   return {
     registry,
+    probes,
     connections: new Gauge({ name: 'roost_connections', help: 'Connected MQTT clients', registers: [registry] }),
     publishesReceived: new Counter({
       name: 'roost_publishes_received_total',
@@ -16,6 +19,26 @@ export function createMetrics() {
     publishesDenied: new Counter({
       name: 'roost_publishes_denied_total',
       help: 'PUBLISH packets refused by the ACL (QoS 1/2 acknowledged, not delivered; QoS 0 dropped)',
+      registers: [registry],
+    }),
+    messagesStored: new Counter({ name: 'roost_messages_stored_total', help: 'Rows committed to the messages table', registers: [registry] }),
+    storeWriteErrors: new Counter({
+      name: 'roost_store_write_errors_total',
+      help: 'Failed attempts to write a batch (it is retried)',
+      registers: [registry],
+    }),
+    storeQueueDepth: new Gauge({
+      name: 'roost_store_queue_depth',
+      help: 'Publishes waiting to be stored',
+      registers: [registry],
+      collect() {
+        this.set(probes.storeQueueDepth());
+      },
+    }),
+    storeBatchSeconds: new Histogram({
+      name: 'roost_store_batch_seconds',
+      help: 'Time to write one batch',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
     clientErrors: new Counter({

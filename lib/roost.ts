@@ -10,6 +10,8 @@ import { createRoostBroker } from '../broker/broker.js';
 import { startListeners, type ListenerName } from '../broker/listeners.js';
 import { createMetrics, type Metrics } from '../broker/metrics.js';
 import { createSessionStore } from '../broker/session-store.js';
+import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
+import { StoreWriter } from '../broker/store-writer.js';
 import type { Config } from './config.js';
 import { openDb, type Db } from './db/index.js';
 import { migrate } from './db/migrate.js';
@@ -30,6 +32,7 @@ export interface Roost {
   db: Db;
   api?: FastifyInstance;
   metrics: Metrics;
+  store: StoreWriter;
   log: Logger;
   ports: Partial<Record<ListenerName | 'api', number>>;
   /** The first admin token, when this start created it (printed once by the CLI). */
@@ -60,12 +63,37 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     const firstAdminToken = await ensureFirstAdminToken(db);
 
     const metrics = createMetrics();
+    const maintainPartitions = async () => {
+      await ensurePartitions(db, config.ROOST_PARTITION_DAYS);
+      const dropped = await dropExpiredPartitions(db, config.ROOST_RETENTION_DAYS);
+      if (dropped.length > 0) log.info({ dropped }, 'retention dropped message partitions');
+    };
+    await maintainPartitions();
+    const maintenance = setInterval(() => {
+      maintainPartitions().catch((err) => log.warn({ err: (err as Error).message }, 'partition maintenance failed; will retry'));
+    }, 3_600_000);
+    maintenance.unref();
+    cleanups.push(async () => clearInterval(maintenance));
+
+    const store = new StoreWriter({
+      db,
+      include: config.ROOST_STORE_INCLUDE,
+      exclude: config.ROOST_STORE_EXCLUDE,
+      batchSize: config.ROOST_STORE_BATCH_SIZE,
+      flushMs: config.ROOST_STORE_FLUSH_MS,
+      queueMax: config.ROOST_STORE_QUEUE_MAX,
+      queueMaxBytes: config.ROOST_STORE_QUEUE_MAX_BYTES,
+      metrics,
+      log: log.child({ component: 'store' }),
+    });
+    cleanups.push(() => store.drain());
     const sessions = await createSessionStore({ db, redisUrl: config.REDIS_URL });
     cleanups.push(() => sessions.close());
     const broker = await createRoostBroker({
       id: config.ROOST_NODE_ID,
       persistence: sessions.persistence,
       mq: sessions.mq,
+      store,
       metrics,
       log: log.child({ component: 'broker' }),
     });
@@ -107,7 +135,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       })();
       return closing;
     };
-    return { broker, db, api, metrics, log, ports, firstAdminToken, close };
+    return { broker, db, api, metrics, store, log, ports, firstAdminToken, close };
   } catch (err) {
     await unwind();
     throw err;

@@ -1,0 +1,250 @@
+/**
+ * The batching writer: every stored PUBLISH goes through here into the messages table.
+ *
+ * - FIFO, one batch in flight: commit order is arrival order, so per-client order holds.
+ * - QoS 1/2: `done` runs after the commit that holds the row (Aedes then sends PUBACK/PUBREC).
+ * - QoS 0: `done` runs at once, unless the queue is over its bounds; then it waits for room, which
+ *   stops Aedes reading that socket (it reads the next chunk only when a chunk's packets are done).
+ * - The database going away: the batch is retried with backoff, never dropped; a retry first
+ *   checks whether the failed attempt committed after all (ids are fixed before writing).
+ */
+import { isUtf8 } from 'node:buffer';
+import type { Client, PublishPacket } from 'aedes';
+import { topicMatches } from '../auth/acl.js';
+import type { Db } from '../lib/db/index.js';
+import type { Logger } from '../lib/log.js';
+import type { BrokerStore } from './broker.js';
+import type { Metrics } from './metrics.js';
+
+export const MESSAGE_COLUMNS = ['id', 'topic', 'payload', 'payload_json', 'qos', 'retain', 'client_id', 'username', 'received_at'] as const;
+const ID_BLOCK = 1000; // INCREMENT of roost_message_ids (schema/004_messages.sql)
+
+export interface StoreWriterOptions {
+  db: Db;
+  include: readonly string[];
+  exclude: readonly string[];
+  batchSize: number;
+  flushMs: number;
+  queueMax: number;
+  queueMaxBytes: number;
+  metrics: Metrics;
+  log: Logger;
+  /** Longest pause between retries while the database is away. */
+  maxBackoffMs?: number;
+}
+
+type Done = (err?: Error | null) => void;
+
+interface Pending {
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: boolean;
+  clientId: string | null;
+  username: string | null;
+  receivedAt: Date;
+  /** Runs after commit (QoS 1/2); undefined when already answered (QoS 0). */
+  done?: Done;
+}
+
+/** The payload as JSON text when it is valid UTF-8 JSON that jsonb can hold, else null. */
+export function jsonPayload(payload: Buffer): string | null {
+  if (payload.length === 0) return null;
+  const first = payload[0];
+  // Cheap pre-check: JSON text starts with one of { [ " - 0-9 t f n or white space.
+  if (!(first === 0x7b || first === 0x5b || first === 0x22 || first === 0x2d || (first >= 0x30 && first <= 0x39) ||
+    first === 0x74 || first === 0x66 || first === 0x6e || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09)) {
+    return null;
+  }
+  if (!isUtf8(payload)) return null;
+  const text = payload.toString('utf8');
+  try {
+    JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return text.includes('\\u0000') ? null : text; // jsonb refuses U+0000
+}
+
+/** PostgreSQL text cannot hold U+0000. */
+const noNul = (s: string | null) => (s && s.includes('\0') ? s.replace(/\0/g, '') : s);
+
+export class StoreWriter implements BrokerStore {
+  private queue: Pending[] = [];
+  private queuedBytes = 0;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private waitingForRoom: Array<() => void> = [];
+  private idNext = 0n;
+  private idEnd = 0n;
+  private idle: Array<() => void> = [];
+  /** True while the last write failed and a retry is pending (readiness reports it). */
+  databaseDown = false;
+
+  constructor(private readonly opts: StoreWriterOptions) {
+    opts.metrics.probes.storeQueueDepth = () => this.depth;
+  }
+
+  get depth(): number {
+    return this.queue.length + (this.running ? 1 : 0);
+  }
+
+  /** Include/exclude topic filters decide what is stored. */
+  shouldStore(topic: string): boolean {
+    const { include, exclude } = this.opts;
+    return include.some((f) => topicMatches(f, topic)) && !exclude.some((f) => topicMatches(f, topic));
+  }
+
+  storePublish(client: Client | null, packet: PublishPacket, username: string | undefined, done: Done): void {
+    if (!this.shouldStore(packet.topic)) return done();
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
+    const item: Pending = {
+      topic: packet.topic,
+      payload,
+      qos: packet.qos,
+      retain: Boolean(packet.retain),
+      clientId: client?.id ?? null,
+      username: username ?? null,
+      receivedAt: new Date(),
+      done: packet.qos > 0 ? done : undefined,
+    };
+    this.queue.push(item);
+    this.queuedBytes += payload.length;
+    this.schedule();
+    if (packet.qos === 0) {
+      if (this.hasRoom()) done();
+      else this.waitingForRoom.push(() => done());
+    }
+  }
+
+  private hasRoom(): boolean {
+    return this.queue.length < this.opts.queueMax && this.queuedBytes < this.opts.queueMaxBytes;
+  }
+
+  private schedule(): void {
+    if (this.running) return;
+    if (this.queue.length >= this.opts.batchSize || this.opts.flushMs === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      setImmediate(() => void this.run());
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.run();
+      }, this.opts.flushMs);
+    }
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.opts.batchSize);
+        const failed = await this.writeBatch(batch);
+        for (const item of batch) {
+          this.queuedBytes -= item.payload.length;
+          item.done?.(failed.get(item) ?? null);
+        }
+        while (this.waitingForRoom.length > 0 && this.hasRoom()) this.waitingForRoom.shift()!();
+      }
+    } finally {
+      this.running = false;
+      for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  /** Writes one batch until it is committed; returns rows refused for their content (never retried). */
+  private async writeBatch(batch: Pending[]): Promise<Map<Pending, Error>> {
+    const { db, metrics, log } = this.opts;
+    let rows: unknown[][] | undefined;
+    let backoff = 100;
+    let maybeCommitted = false;
+    for (;;) {
+      try {
+        rows ??= await this.toRows(batch);
+        if (maybeCommitted && (await this.isCommitted(rows[0]))) break;
+        const started = performance.now();
+        await this.insert(rows);
+        metrics.storeBatchSeconds.observe((performance.now() - started) / 1000);
+        break;
+      } catch (err) {
+        if (rows && isDataError(err)) return this.writeOneByOne(batch, rows);
+        maybeCommitted = rows !== undefined;
+        metrics.storeWriteErrors.inc();
+        if (!this.databaseDown) log.error({ err: (err as Error).message, rows: batch.length }, 'storing messages failed; retrying until the database answers');
+        this.databaseDown = true;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 5000);
+      }
+    }
+    if (this.databaseDown) log.info('database is back; stored messages again');
+    this.databaseDown = false;
+    metrics.messagesStored.inc(batch.length);
+    return new Map();
+  }
+
+  /** A row PostgreSQL refuses would block the queue forever: store the others, refuse that one. */
+  private async writeOneByOne(batch: Pending[], rows: unknown[][]): Promise<Map<Pending, Error>> {
+    const refused = new Map<Pending, Error>();
+    for (let i = 0; i < rows.length; i++) {
+      try {
+        await this.insert([rows[i]]);
+        this.opts.metrics.messagesStored.inc();
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        this.opts.log.warn({ topic: batch[i].topic, clientId: batch[i].clientId, err: (err as Error).message }, 'message refused by the database');
+        refused.set(batch[i], new Error(`message could not be stored: ${(err as Error).message}`));
+      }
+    }
+    return refused;
+  }
+
+  private async toRows(batch: Pending[]): Promise<unknown[][]> {
+    const rows: unknown[][] = [];
+    for (const m of batch) {
+      const id = await this.nextId();
+      rows.push([id, m.topic, m.payload, jsonPayload(m.payload), m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt]);
+    }
+    return rows;
+  }
+
+  private async nextId(): Promise<string> {
+    if (this.idNext >= this.idEnd) {
+      const res = await this.opts.db.query<{ id: string }>("SELECT nextval('roost_message_ids') AS id");
+      this.idNext = BigInt(res.rows[0].id);
+      this.idEnd = this.idNext + BigInt(ID_BLOCK);
+    }
+    return String(this.idNext++);
+  }
+
+  private async isCommitted(firstRow: unknown[]): Promise<boolean> {
+    const res = await this.opts.db.query('SELECT 1 FROM messages WHERE id = $1 AND received_at = $2', [firstRow[0], firstRow[8]]);
+    return res.rows.length > 0;
+  }
+
+  private async insert(rows: unknown[][]): Promise<void> {
+    const { db } = this.opts;
+    if (db.copyRows) return db.copyRows('messages', MESSAGE_COLUMNS, rows);
+    const columns = MESSAGE_COLUMNS.map((_, i) => rows.map((r) => r[i]));
+    await db.query(
+      `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')})
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::jsonb[], $5::smallint[], $6::bool[], $7::text[], $8::text[], $9::timestamptz[])`,
+      columns,
+    );
+  }
+
+  /** Resolves once everything queued so far is committed (graceful shutdown). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.running) {
+      if (!this.running) this.schedule();
+      await new Promise<void>((resolve) => this.idle.push(resolve));
+    }
+  }
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity): the row, not the connection, is at fault. */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
