@@ -105,7 +105,9 @@ function parseRuleLine(rest: string, source: string): AclRule | undefined {
   let access: Access = 'readwrite';
   let effect: AclRule['effect'] = 'allow';
   let pattern = rest;
-  if (ACCESS_WORDS.has(first) && space !== -1) {
+  // `topic read` alone names no topic: refuse rather than read it as a topic called "read".
+  if (ACCESS_WORDS.has(first) && space === -1) return undefined;
+  if (ACCESS_WORDS.has(first)) {
     pattern = rest.slice(space).trim();
     if (first === 'deny') effect = 'deny';
     else access = first as Access;
