@@ -31,6 +31,8 @@ export interface StoreWriterOptions {
   log: Logger;
   /** Longest pause between retries while the database is away. */
   maxBackoffMs?: number;
+  /** Told of every committed row (per-topic counters, last_seen). */
+  onStored?: (topic: string, bytes: number, username: string | null, at: Date) => void;
 }
 
 type Done = (err?: Error | null) => void;
@@ -142,9 +144,12 @@ export class StoreWriter implements BrokerStore {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.opts.batchSize);
         const failed = await this.writeBatch(batch);
+        const onStored = this.opts.onStored;
         for (const item of batch) {
           this.queuedBytes -= item.payload.length;
-          item.done?.(failed.get(item) ?? null);
+          const err = failed.get(item);
+          if (!err) onStored?.(item.topic, item.payload.length, item.username, item.receivedAt);
+          item.done?.(err ?? null);
         }
         while (this.waitingForRoom.length > 0 && this.hasRoom()) this.waitingForRoom.shift()!();
       }

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from '../broker/metrics.js';
 import { createSessionStore } from '../broker/session-store.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
+import { ActivityRecorder } from '../broker/activity.js';
 import type { Config } from './config.js';
 import { openDb, type Db } from './db/index.js';
 import { migrate } from './db/migrate.js';
@@ -33,6 +34,7 @@ export interface Roost {
   api?: FastifyInstance;
   metrics: Metrics;
   store: StoreWriter;
+  activity: ActivityRecorder;
   log: Logger;
   ports: Partial<Record<ListenerName | 'api', number>>;
   /** The first admin token, when this start created it (printed once by the CLI). */
@@ -75,6 +77,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     maintenance.unref();
     cleanups.push(async () => clearInterval(maintenance));
 
+    const activity = new ActivityRecorder(db, log.child({ component: 'activity' }));
+    cleanups.push(() => activity.close());
     const store = new StoreWriter({
       db,
       include: config.ROOST_STORE_INCLUDE,
@@ -85,6 +89,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       queueMaxBytes: config.ROOST_STORE_QUEUE_MAX_BYTES,
       metrics,
       log: log.child({ component: 'store' }),
+      onStored: (topic, bytes, username, at) => activity.record(topic, bytes, username, at),
     });
     cleanups.push(() => store.drain());
     const sessions = await createSessionStore({ db, redisUrl: config.REDIS_URL });
@@ -135,7 +140,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       })();
       return closing;
     };
-    return { broker, db, api, metrics, store, log, ports, firstAdminToken, close };
+    return { broker, db, api, metrics, store, activity, log, ports, firstAdminToken, close };
   } catch (err) {
     await unwind();
     throw err;

@@ -79,3 +79,25 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
     expect(kept.rows).toEqual([{ retain: true }]);
   });
 });
+
+describe('per-topic counters', () => {
+  it('counts messages and bytes per topic in batches', async () => {
+    const t = await startTestRoost('postgres');
+    try {
+      const client = await connectClient(t, 'mqtt');
+      for (let i = 0; i < 5; i++) await client.publishAsync('cold/truck-9/temp', '-18.5', { qos: 1 });
+      await client.publishAsync('cold/truck-9/door', 'open', { qos: 1 });
+      await client.endAsync();
+      await t.roost.activity.flush();
+      const res = await t.roost.db.query<{ topic: string; messages: string; bytes: string }>(
+        "SELECT topic, messages, bytes FROM topic_stats WHERE topic LIKE 'cold/%' ORDER BY topic",
+      );
+      expect(res.rows).toEqual([
+        { topic: 'cold/truck-9/door', messages: '1', bytes: '4' },
+        { topic: 'cold/truck-9/temp', messages: '5', bytes: '25' },
+      ]);
+    } finally {
+      await t.stop();
+    }
+  });
+});
