@@ -1,0 +1,169 @@
+/**
+ * The life of a CONNECT's credentials, as a list of steps:
+ *   1. identify     username, or the name in a verified client certificate, or anonymous
+ *   2. throttle     refuse or delay a source with too many recent failures
+ *   3. lookUp       the device and its rules (cache, then database)
+ *   4. verify       the password (credential cache, then bcrypt / Mosquitto hash off the event loop)
+ *   5. admit        enabled? client id allowed? (after the password, so a guess learns nothing)
+ *   6. upgrade      a Mosquitto hash becomes bcrypt; last_seen is recorded
+ * Every refusal is an AuthError whose code the log shows; the client sees only its CONNACK code.
+ */
+import type { Db } from '../lib/db/index.js';
+import type { AclRule } from './acl.js';
+import { clientIdAllowed } from './acl.js';
+import { CredentialCache, needsUpgrade, PasswordHasher } from './credentials.js';
+import { DeviceCache } from './device-cache.js';
+import { AuthError } from './errors.js';
+import { LoginThrottle } from './throttle.js';
+import { loadRole, touchLastSeen, upgradePasswordHash, type DeviceRecord, type RoleRecord } from './store.js';
+
+export interface LoginRequest {
+  username?: string;
+  password?: Buffer | string;
+  clientId: string;
+  ip: string;
+  /** Name from a client certificate the TLS layer verified against ROOST_TLS_CA. */
+  certificateName?: string;
+  /** Whether the client is still there (a delayed attempt stops when it left). */
+  isGone?: () => boolean;
+}
+
+export type LoginResult =
+  | { kind: 'device'; device: DeviceRecord; username: string; superuser: boolean; rules: AclRule[]; via: 'password' | 'certificate' }
+  | { kind: 'anonymous'; superuser: false; rules: AclRule[] };
+
+export interface AuthenticatorOptions {
+  db: Db;
+  bcryptCost: number;
+  bcryptConcurrency: number;
+  bcryptQueue: number;
+  allowAnonymous: boolean;
+  anonymousRole: string;
+  certificatePasswordRequired: boolean;
+  failuresBeforeDelay: number;
+  failuresBeforeBlock: number;
+  cooldownMs: number;
+  /** Background failures (hash upgrade, last_seen) are reported here, not thrown. */
+  onBackgroundError?: (err: unknown, what: string) => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+export class Authenticator {
+  readonly hasher: PasswordHasher;
+  readonly credentials = new CredentialCache();
+  readonly devices: DeviceCache;
+  readonly throttle: LoginThrottle;
+  private anonymous: Promise<RoleRecord | undefined> | undefined;
+
+  constructor(private readonly options: AuthenticatorOptions) {
+    this.hasher = new PasswordHasher({ cost: options.bcryptCost, concurrency: options.bcryptConcurrency, queue: options.bcryptQueue });
+    this.devices = new DeviceCache(options.db);
+    this.throttle = new LoginThrottle({
+      failuresBeforeDelay: options.failuresBeforeDelay,
+      failuresBeforeBlock: options.failuresBeforeBlock,
+      cooldownMs: options.cooldownMs,
+    });
+  }
+
+  async login(req: LoginRequest): Promise<LoginResult> {
+    const username = req.username === '' ? undefined : req.username;
+    if (req.certificateName !== undefined) {
+      if (username !== undefined && username !== req.certificateName) {
+        throw new AuthError('ROOST_ERR_CERT_MISMATCH', `certificate names ${req.certificateName}`);
+      }
+      if (!this.options.certificatePasswordRequired) return this.loginByCertificate(req.certificateName, req);
+    }
+    const name = username ?? req.certificateName;
+    if (name === undefined) return this.loginAnonymously();
+    return this.loginWithPassword(name, req);
+  }
+
+  private async loginAnonymously(): Promise<LoginResult> {
+    if (!this.options.allowAnonymous) throw new AuthError('ROOST_ERR_ANONYMOUS_REFUSED');
+    const role = await this.anonymousRole();
+    return { kind: 'anonymous', superuser: false, rules: role?.rules ?? [] };
+  }
+
+  private async loginByCertificate(name: string, req: LoginRequest): Promise<LoginResult> {
+    const device = await this.devices.get(name);
+    if (!device) throw new AuthError('ROOST_ERR_NOT_AUTHORIZED', `no device for certificate name ${name}`);
+    this.admit(device, req.clientId);
+    this.recordLogin(device);
+    return { kind: 'device', device, username: device.username, superuser: device.superuser, rules: device.rules, via: 'certificate' };
+  }
+
+  private async loginWithPassword(username: string, req: LoginRequest): Promise<LoginResult> {
+    const verdict = this.throttle.attempt(username, req.ip);
+    if (verdict.blocked) {
+      throw new AuthError('ROOST_ERR_AUTH_THROTTLED', `${verdict.scope} blocked for ${Math.ceil(verdict.retryAfterMs / 1000)} s`);
+    }
+    if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+    let device: DeviceRecord | null;
+    let ok: boolean;
+    try {
+      if (req.isGone?.()) throw new AuthError('ROOST_ERR_NOT_AUTHORIZED', 'client left while its login was delayed');
+      device = await this.devices.get(username);
+      ok = await this.verify(username, req.password, device);
+    } catch (err) {
+      this.throttle.abandoned(username, req.ip);
+      throw err;
+    }
+    if (!ok || !device) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', device ? 'wrong password' : 'unknown username');
+    this.throttle.succeeded(username, req.ip);
+    this.admit(device, req.clientId);
+    if (needsUpgrade(device.passwordHash as string) && req.password !== undefined) {
+      this.upgrade(device, req.password);
+    }
+    this.recordLogin(device);
+    return { kind: 'device', device, username, superuser: device.superuser, rules: device.rules, via: 'password' };
+  }
+
+  private async verify(username: string, password: Buffer | string | undefined, device: DeviceRecord | null): Promise<boolean> {
+    if (password === undefined || password.length === 0) return false;
+    // An unknown user costs a bcrypt compare too: timing must not tell which names exist.
+    if (!device || device.passwordHash === null) return this.hasher.verifyNothing(password);
+    const hash = device.passwordHash;
+    if (this.credentials.has(username, password, hash)) return true;
+    const ok = await this.hasher.verify(password, hash);
+    if (ok) this.credentials.remember(username, password, hash);
+    return ok;
+  }
+
+  private admit(device: DeviceRecord, clientId: string): void {
+    if (!device.enabled) throw new AuthError('ROOST_ERR_DEVICE_DISABLED', device.username);
+    if (!clientIdAllowed(device.clientIdPattern, clientId, device.username)) {
+      throw new AuthError('ROOST_ERR_CLIENT_ID_REJECTED', `client id ${JSON.stringify(clientId)} vs ${JSON.stringify(device.clientIdPattern)}`);
+    }
+  }
+
+  /** Mosquitto hash → bcrypt, in the background: the CONNACK does not wait for it. */
+  private upgrade(device: DeviceRecord, password: Buffer | string): void {
+    const oldHash = device.passwordHash as string;
+    this.hasher
+      .hash(password)
+      .then(async (newHash) => {
+        if (await upgradePasswordHash(this.options.db, device.id, oldHash, newHash)) {
+          this.credentials.remember(device.username, password, newHash);
+        }
+      })
+      .catch((err: unknown) => this.options.onBackgroundError?.(err, 'password hash upgrade'));
+  }
+
+  private recordLogin(device: DeviceRecord): void {
+    touchLastSeen(this.options.db, device.id).catch((err: unknown) => this.options.onBackgroundError?.(err, 'last_seen update'));
+  }
+
+  anonymousRole(): Promise<RoleRecord | undefined> {
+    this.anonymous ??= loadRole(this.options.db, this.options.anonymousRole).catch((err: unknown) => {
+      this.anonymous = undefined;
+      throw err;
+    });
+    return this.anonymous;
+  }
+
+  /** A role changed: the anonymous role is read again on next use. */
+  forgetAnonymousRole(): void {
+    this.anonymous = undefined;
+  }
+}

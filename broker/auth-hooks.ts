@@ -1,0 +1,277 @@
+/**
+ * Aedes's authentication and authorization hooks, on top of auth/ (which knows nothing of Aedes).
+ *
+ *   authenticate        CONNECT → auth/login.ts; CONNACK 4 for a bad username or password (the same
+ *                       for both), 5 for a disabled device, a client id off its pattern, anonymous
+ *                       refused; 3 when too many password checks wait.
+ *   checkPublish        sync, per PUBLISH: write access on the exact topic (rules cached at CONNECT).
+ *   authorizeSubscribe  per filter: a refused filter gets 0x80, the others are still granted.
+ *   authorizeForward    per delivered message: read access on its topic (a partial deny holds).
+ *
+ * Live changes: every Roost process LISTENs on AUTH_CHANNEL; a change reloads the rules of the
+ * affected connected clients, and a disabled or deleted device is disconnected.
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
+import type { Config } from '../lib/config.js';
+import type { Db } from '../lib/db/index.js';
+import type { Logger } from '../lib/log.js';
+import { clientIdAllowed, compileSubject, decidePublish, decideRead, decideSubscribe, type CompiledSubject } from '../auth/acl.js';
+import { certificateUsername } from '../auth/certificates.js';
+import { AuthError } from '../auth/errors.js';
+import { Authenticator, type LoginResult } from '../auth/login.js';
+import { AUTH_CHANNEL, loadDeviceById, parseAuthChange, type AuthChange } from '../auth/store.js';
+
+export interface AuthHooks {
+  authenticate: Aedes['authenticate'];
+  authorizeSubscribe: Aedes['authorizeSubscribe'];
+  authorizeForward: Aedes['authorizeForward'];
+  /** Sync, on the hot path: may this client publish this packet? (ACL write check on rules cached at CONNECT) */
+  checkPublish(client: Client, packet: PublishPacket): boolean;
+  /** The device behind a connected client (for storing messages with their username). */
+  deviceOf(client: Client): { id: string; username: string } | undefined;
+  /** The login machinery (caches, throttle, hasher), for the API's ACL check and the benchmarks. */
+  readonly authenticator: Authenticator;
+  close(): Promise<void>;
+}
+
+export interface AuthHooksOptions {
+  db: Db;
+  broker: Aedes;
+  config: Config;
+  log: Logger;
+}
+
+/** One authenticated connection. */
+interface Session {
+  client: Client;
+  device?: { id: string; username: string };
+  roleIds: string[];
+  subject: CompiledSubject;
+  /** Set when the device was disabled or deleted: nothing more is allowed while it closes. */
+  revoked: boolean;
+}
+
+/** How long to gather change notifications before acting on them (a bulk import sends many). */
+const CHANGE_BATCH_MS = 20;
+
+/** The peer's address; IPv4-mapped IPv6 addresses are shown as IPv4. */
+function remoteAddress(client: Client): string {
+  const address = (client.conn as Partial<Socket>).remoteAddress ?? client.req?.socket?.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** The TLS socket of an MQTTS connection (the connection itself) or of a WSS one (the upgrade request's). */
+function tlsSocketOf(client: Client): TLSSocket | undefined {
+  if (client.conn instanceof TLSSocket) return client.conn;
+  const socket = client.req?.socket;
+  return socket instanceof TLSSocket ? socket : undefined;
+}
+
+function authenticateError(err: AuthError): AuthenticateError {
+  return Object.assign(new Error(err.message), { returnCode: err.returnCode ?? 5 }) as AuthenticateError;
+}
+
+export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks> {
+  const { db, config, log } = opts;
+  const authenticator = new Authenticator({
+    db,
+    bcryptCost: config.ROOST_BCRYPT_COST,
+    bcryptConcurrency: config.ROOST_BCRYPT_CONCURRENCY,
+    bcryptQueue: config.ROOST_BCRYPT_QUEUE,
+    allowAnonymous: config.ROOST_ALLOW_ANONYMOUS,
+    anonymousRole: config.ROOST_ANONYMOUS_ROLE,
+    certificatePasswordRequired: config.ROOST_TLS_CERT_PASSWORD_REQUIRED,
+    failuresBeforeDelay: config.ROOST_AUTH_FAILURES_BEFORE_DELAY,
+    failuresBeforeBlock: config.ROOST_AUTH_FAILURES_BEFORE_BLOCK,
+    cooldownMs: config.ROOST_AUTH_COOLDOWN_MS,
+    onBackgroundError: (err, what) => log.error({ err }, `${what} failed`),
+  });
+
+  const sessions = new WeakMap<Client, Session>();
+  /** Live sessions by device id; anonymous ones under ANONYMOUS. */
+  const live = new Map<string, Set<Session>>();
+  const ANONYMOUS = '';
+  // Live-change state: devices whose sessions need their rules reloaded, gathered for a moment.
+  const changedDevices = new Set<string>();
+  let anonymousChanged = false;
+  let timer: NodeJS.Timeout | undefined;
+  let applying: Promise<void> = Promise.resolve();
+  let closed = false;
+  let changeSeq = 0;
+
+  function register(client: Client, result: LoginResult): Session {
+    const session: Session =
+      result.kind === 'device'
+        ? {
+            client,
+            device: { id: result.device.id, username: result.username },
+            roleIds: result.device.roleIds,
+            subject: compileSubject({ username: result.username, clientId: client.id, superuser: result.superuser, rules: result.rules }),
+            revoked: false,
+          }
+        : {
+            client,
+            roleIds: [],
+            subject: compileSubject({ clientId: client.id, superuser: false, rules: result.rules }),
+            revoked: false,
+          };
+    sessions.set(client, session);
+    const key = session.device?.id ?? ANONYMOUS;
+    let set = live.get(key);
+    if (!set) live.set(key, (set = new Set()));
+    set.add(session);
+    client.conn.once('close', () => {
+      set.delete(session);
+      if (set.size === 0 && live.get(key) === set) live.delete(key);
+    });
+    return session;
+  }
+
+  const authenticate: Aedes['authenticate'] = (client, username, password, done) => {
+    const ip = remoteAddress(client);
+    const tlsSocket = tlsSocketOf(client);
+    const certificateName =
+      tlsSocket?.authorized === true
+        ? certificateUsername(tlsSocket.getPeerCertificate(), config.ROOST_TLS_CERT_USERNAME_FIELD)
+        : undefined;
+    const shownName = username || certificateName;
+    const seqAtStart = changeSeq;
+    authenticator
+      .login({ username, password, clientId: client.id, ip, certificateName, isGone: () => client.closed })
+      .then((result) => {
+        if (client.closed) return;
+        const session = register(client, result);
+        // A change announced while this login read the device may not be in what it read.
+        if (changeSeq !== seqAtStart) {
+          if (session.device) changedDevices.add(session.device.id);
+          else anonymousChanged = true;
+          scheduleApply();
+        }
+        log.debug({ ip, username: shownName, clientId: client.id, via: result.kind === 'device' ? result.via : 'anonymous' }, 'client authenticated');
+        done(null, true);
+      })
+      .catch((err: unknown) => {
+        if (err instanceof AuthError) {
+          log.warn({ ip, username: shownName, clientId: client.id, reason: err.code, detail: err.detail }, 'connection refused');
+          return done(authenticateError(err), false);
+        }
+        log.error({ ip, username: shownName, clientId: client.id, err }, 'authentication failed: server error');
+        done(Object.assign(new Error('Server unavailable'), { returnCode: 3 }) as AuthenticateError, false);
+      });
+  };
+
+  const checkPublish = (client: Client, packet: PublishPacket): boolean => {
+    const session = sessions.get(client);
+    if (!session || session.revoked) return false;
+    return decidePublish(session.subject, packet.topic).allowed;
+  };
+
+  const authorizeSubscribe: Aedes['authorizeSubscribe'] = (client, sub, done) => {
+    const session = sessions.get(client);
+    const decision = session && !session.revoked ? decideSubscribe(session.subject, sub.topic) : undefined;
+    if (!decision?.allowed) {
+      log.info({ clientId: client.id, username: session?.device?.username, topic: sub.topic, reason: decision?.reason ?? 'no session' }, 'subscription refused');
+      // A null subscription is granted QoS 0x80 (MQTT-3.9.3): only this filter fails.
+      return done(null, null);
+    }
+    if (decision.partialDeny) {
+      log.debug({ clientId: client.id, topic: sub.topic, deny: decision.partialDeny.pattern }, 'subscription partly denied: checked per message');
+    }
+    done(null, sub);
+  };
+
+  const authorizeForward: Aedes['authorizeForward'] = (client, packet) => {
+    const session = sessions.get(client);
+    if (!session || session.revoked) return null;
+    return decideRead(session.subject, packet.topic).allowed ? packet : null;
+  };
+
+  const deviceOf = (client: Client) => sessions.get(client)?.device;
+
+  // --- live changes -------------------------------------------------------------------------
+
+
+  function scheduleApply(): void {
+    if (timer || closed || (changedDevices.size === 0 && !anonymousChanged)) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      applying = applying.then(applyChanges).catch((err: unknown) => log.error({ err }, 'applying an auth change failed'));
+    }, CHANGE_BATCH_MS);
+  }
+
+  function onChange(change: AuthChange): void {
+    changeSeq++;
+    if (change.kind === 'device') {
+      const username = change.username ?? authenticator.devices.usernameOf(change.id);
+      authenticator.devices.invalidateDevice(change.id);
+      if (username !== undefined) {
+        authenticator.devices.invalidateUsername(username);
+        authenticator.credentials.forget(username);
+      }
+      if (live.has(change.id)) changedDevices.add(change.id);
+    } else {
+      authenticator.devices.invalidateRole(change.id);
+      authenticator.forgetAnonymousRole();
+      if (live.has(ANONYMOUS)) anonymousChanged = true;
+      for (const [deviceId, set] of live) {
+        for (const s of set) if (s.roleIds.includes(change.id)) changedDevices.add(deviceId);
+      }
+    }
+    scheduleApply();
+  }
+
+  function revoke(session: Session, reason: string): void {
+    session.revoked = true;
+    log.info({ clientId: session.client.id, username: session.device?.username, reason }, 'disconnecting client: access revoked');
+    session.client.close();
+  }
+
+  async function applyChanges(): Promise<void> {
+    const deviceIds = [...changedDevices];
+    changedDevices.clear();
+    for (const id of deviceIds) {
+      const set = live.get(id);
+      if (!set || set.size === 0) continue;
+      const device = await loadDeviceById(db, id);
+      for (const session of [...set]) {
+        if (!device) revoke(session, 'device deleted');
+        else if (!device.enabled) revoke(session, 'device disabled');
+        else if (device.username !== session.device?.username) revoke(session, 'device renamed');
+        else if (!clientIdAllowed(device.clientIdPattern, session.client.id, device.username)) revoke(session, 'client id no longer allowed');
+        else {
+          session.roleIds = device.roleIds;
+          session.subject = compileSubject({ username: device.username, clientId: session.client.id, superuser: device.superuser, rules: device.rules });
+        }
+      }
+    }
+    if (anonymousChanged) {
+      anonymousChanged = false;
+      const role = await authenticator.anonymousRole();
+      for (const session of live.get(ANONYMOUS) ?? []) {
+        session.subject = compileSubject({ clientId: session.client.id, superuser: false, rules: role?.rules ?? [] });
+      }
+    }
+  }
+
+  const unlisten = await db.listen(AUTH_CHANNEL, (payload) => {
+    const change = parseAuthChange(payload);
+    if (change) onChange(change);
+  });
+
+  return {
+    authenticate,
+    authorizeSubscribe,
+    authorizeForward,
+    checkPublish,
+    deviceOf,
+    authenticator,
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      await unlisten();
+      await applying;
+    },
+  };
+}
