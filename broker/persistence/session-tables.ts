@@ -1,0 +1,244 @@
+/**
+ * The SQL of the session tables (schema/003_sessions.sql): how a batch of row changes is written,
+ * and how the whole state is read back when a broker starts. Batches are passed as arrays and
+ * expanded with unnest(), so each statement's text is fixed whatever the batch size.
+ */
+import type { Queryable } from '../../lib/db/index.js';
+import type { Statement, TableSpec } from './state-writer.js';
+
+/** A row key from its primary-key parts (U+0000 cannot occur in MQTT strings: MQTT-1.5.4-2). */
+export function rowKey(...parts: Array<string | number>): string {
+  return parts.join('\u0000');
+}
+
+type Delete<K> = K & { kind: 'delete' };
+
+// --- retained_messages -------------------------------------------------------------------------
+
+export type RetainedChange =
+  | { kind: 'put'; topic: string; payload: Buffer; qos: number; json: string }
+  | Delete<{ topic: string }>;
+
+const UPSERT_RETAINED = `
+  INSERT INTO retained_messages (topic, payload, qos, packet, updated_at)
+  SELECT u.topic, u.payload, u.qos, u.packet::jsonb, now()
+  FROM unnest($1::text[], $2::bytea[], $3::smallint[], $4::text[]) AS u(topic, payload, qos, packet)
+  ON CONFLICT (topic) DO UPDATE
+  SET payload = EXCLUDED.payload, qos = EXCLUDED.qos, packet = EXCLUDED.packet, updated_at = EXCLUDED.updated_at`;
+const DELETE_RETAINED = 'DELETE FROM retained_messages WHERE topic = ANY($1::text[])';
+
+export const retainedTable: TableSpec<RetainedChange> = {
+  name: 'retained_messages',
+  statements(changes) {
+    const out: Statement[] = [];
+    const puts = changes.filter((c) => c.kind === 'put');
+    const deletes = changes.filter((c) => c.kind === 'delete');
+    if (puts.length > 0) {
+      out.push({ sql: UPSERT_RETAINED, params: [puts.map((c) => c.topic), puts.map((c) => c.payload), puts.map((c) => c.qos), puts.map((c) => c.json)] });
+    }
+    if (deletes.length > 0) out.push({ sql: DELETE_RETAINED, params: [deletes.map((c) => c.topic)] });
+    return out;
+  },
+};
+
+// --- session_subscriptions ---------------------------------------------------------------------
+
+export type SubscriptionChange =
+  | { kind: 'put'; clientId: string; topic: string; qos: number; json: string }
+  | Delete<{ clientId: string; topic: string }>;
+
+const UPSERT_SUBSCRIPTIONS = `
+  INSERT INTO session_subscriptions (client_id, topic, qos, options, updated_at)
+  SELECT u.client_id, u.topic, u.qos, u.options::jsonb, now()
+  FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[]) AS u(client_id, topic, qos, options)
+  ON CONFLICT (client_id, topic) DO UPDATE
+  SET qos = EXCLUDED.qos, options = EXCLUDED.options, updated_at = EXCLUDED.updated_at`;
+const DELETE_SUBSCRIPTIONS = `
+  DELETE FROM session_subscriptions s USING unnest($1::text[], $2::text[]) AS d(client_id, topic)
+  WHERE s.client_id = d.client_id AND s.topic = d.topic`;
+
+export const subscriptionsTable: TableSpec<SubscriptionChange> = {
+  name: 'session_subscriptions',
+  statements(changes) {
+    const out: Statement[] = [];
+    const puts = changes.filter((c) => c.kind === 'put');
+    const deletes = changes.filter((c) => c.kind === 'delete');
+    if (puts.length > 0) {
+      out.push({
+        sql: UPSERT_SUBSCRIPTIONS,
+        params: [puts.map((c) => c.clientId), puts.map((c) => c.topic), puts.map((c) => c.qos), puts.map((c) => c.json)],
+      });
+    }
+    if (deletes.length > 0) out.push({ sql: DELETE_SUBSCRIPTIONS, params: [deletes.map((c) => c.clientId), deletes.map((c) => c.topic)] });
+    return out;
+  },
+};
+
+// --- session_outgoing --------------------------------------------------------------------------
+
+export interface OutgoingRow {
+  clientId: string;
+  seq: number;
+  messageId: number | null;
+  cmd: string;
+  topic: string | null;
+  qos: number | null;
+  payload: Buffer | null;
+  json: string;
+}
+
+export type OutgoingChange =
+  | { kind: 'put'; row: OutgoingRow }
+  | { kind: 'messageId'; clientId: string; seq: number; messageId: number | null }
+  | Delete<{ clientId: string; seq: number }>;
+
+const UPSERT_OUTGOING = `
+  INSERT INTO session_outgoing (client_id, seq, message_id, cmd, topic, qos, payload, packet)
+  SELECT u.client_id, u.seq, u.message_id, u.cmd, u.topic, u.qos, u.payload, u.packet::jsonb
+  FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::smallint[], $7::bytea[], $8::text[])
+    AS u(client_id, seq, message_id, cmd, topic, qos, payload, packet)
+  ON CONFLICT (client_id, seq) DO UPDATE
+  SET message_id = EXCLUDED.message_id, cmd = EXCLUDED.cmd, topic = EXCLUDED.topic, qos = EXCLUDED.qos,
+      payload = EXCLUDED.payload, packet = EXCLUDED.packet`;
+const UPDATE_OUTGOING_MESSAGE_ID = `
+  UPDATE session_outgoing o SET message_id = u.message_id
+  FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS u(client_id, seq, message_id)
+  WHERE o.client_id = u.client_id AND o.seq = u.seq`;
+const DELETE_OUTGOING = `
+  DELETE FROM session_outgoing o USING unnest($1::text[], $2::bigint[]) AS d(client_id, seq)
+  WHERE o.client_id = d.client_id AND o.seq = d.seq`;
+
+export const outgoingTable: TableSpec<OutgoingChange> = {
+  name: 'session_outgoing',
+  statements(changes) {
+    const out: Statement[] = [];
+    const puts = changes.flatMap((c) => (c.kind === 'put' ? [c.row] : []));
+    const ids = changes.filter((c) => c.kind === 'messageId');
+    const deletes = changes.filter((c) => c.kind === 'delete');
+    if (puts.length > 0) {
+      const column = <T>(pick: (r: OutgoingRow) => T) => puts.map(pick);
+      out.push({
+        sql: UPSERT_OUTGOING,
+        params: [
+          column((r) => r.clientId),
+          column((r) => r.seq),
+          column((r) => r.messageId),
+          column((r) => r.cmd),
+          column((r) => r.topic),
+          column((r) => r.qos),
+          column((r) => r.payload),
+          column((r) => r.json),
+        ],
+      });
+    }
+    if (ids.length > 0) {
+      out.push({ sql: UPDATE_OUTGOING_MESSAGE_ID, params: [ids.map((c) => c.clientId), ids.map((c) => c.seq), ids.map((c) => c.messageId)] });
+    }
+    if (deletes.length > 0) out.push({ sql: DELETE_OUTGOING, params: [deletes.map((c) => c.clientId), deletes.map((c) => c.seq)] });
+    return out;
+  },
+  merge(older, newer) {
+    // A row not yet written keeps its full contents when only its messageId changes afterwards.
+    if (older.kind === 'put' && newer.kind === 'messageId') return { kind: 'put', row: { ...older.row, messageId: newer.messageId } };
+    return newer;
+  },
+};
+
+// --- session_incoming --------------------------------------------------------------------------
+
+export type IncomingChange =
+  | { kind: 'put'; clientId: string; messageId: number; topic: string; payload: Buffer; json: string }
+  | Delete<{ clientId: string; messageId: number }>;
+
+const UPSERT_INCOMING = `
+  INSERT INTO session_incoming (client_id, message_id, topic, payload, packet, received_at)
+  SELECT u.client_id, u.message_id, u.topic, u.payload, u.packet::jsonb, now()
+  FROM unnest($1::text[], $2::integer[], $3::text[], $4::bytea[], $5::text[]) AS u(client_id, message_id, topic, payload, packet)
+  ON CONFLICT (client_id, message_id) DO UPDATE
+  SET topic = EXCLUDED.topic, payload = EXCLUDED.payload, packet = EXCLUDED.packet, received_at = EXCLUDED.received_at`;
+const DELETE_INCOMING = `
+  DELETE FROM session_incoming i USING unnest($1::text[], $2::integer[]) AS d(client_id, message_id)
+  WHERE i.client_id = d.client_id AND i.message_id = d.message_id`;
+
+export const incomingTable: TableSpec<IncomingChange> = {
+  name: 'session_incoming',
+  statements(changes) {
+    const out: Statement[] = [];
+    const puts = changes.filter((c) => c.kind === 'put');
+    const deletes = changes.filter((c) => c.kind === 'delete');
+    if (puts.length > 0) {
+      out.push({
+        sql: UPSERT_INCOMING,
+        params: [puts.map((c) => c.clientId), puts.map((c) => c.messageId), puts.map((c) => c.topic), puts.map((c) => c.payload), puts.map((c) => c.json)],
+      });
+    }
+    if (deletes.length > 0) out.push({ sql: DELETE_INCOMING, params: [deletes.map((c) => c.clientId), deletes.map((c) => c.messageId)] });
+    return out;
+  },
+};
+
+// --- session_wills -----------------------------------------------------------------------------
+
+export type WillChange =
+  | { kind: 'put'; clientId: string; brokerId: string; topic: string; payload: Buffer; json: string }
+  | Delete<{ clientId: string }>;
+
+const UPSERT_WILLS = `
+  INSERT INTO session_wills (client_id, broker_id, topic, payload, packet, created_at)
+  SELECT u.client_id, u.broker_id, u.topic, u.payload, u.packet::jsonb, now()
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]) AS u(client_id, broker_id, topic, payload, packet)
+  ON CONFLICT (client_id) DO UPDATE
+  SET broker_id = EXCLUDED.broker_id, topic = EXCLUDED.topic, payload = EXCLUDED.payload, packet = EXCLUDED.packet,
+      created_at = EXCLUDED.created_at`;
+const DELETE_WILLS = 'DELETE FROM session_wills WHERE client_id = ANY($1::text[])';
+
+export const willsTable: TableSpec<WillChange> = {
+  name: 'session_wills',
+  statements(changes) {
+    const out: Statement[] = [];
+    const puts = changes.filter((c) => c.kind === 'put');
+    const deletes = changes.filter((c) => c.kind === 'delete');
+    if (puts.length > 0) {
+      out.push({
+        sql: UPSERT_WILLS,
+        params: [puts.map((c) => c.clientId), puts.map((c) => c.brokerId), puts.map((c) => c.topic), puts.map((c) => c.payload), puts.map((c) => c.json)],
+      });
+    }
+    if (deletes.length > 0) out.push({ sql: DELETE_WILLS, params: [deletes.map((c) => c.clientId)] });
+    return out;
+  },
+};
+
+// --- loading at start-up -----------------------------------------------------------------------
+
+export interface StoredState {
+  retained: Array<{ topic: string; payload: Buffer; packet: string }>;
+  subscriptions: Array<{ client_id: string; topic: string; qos: number; options: string }>;
+  outgoing: Array<{ client_id: string; seq: string; message_id: number | null; payload: Buffer | null; packet: string }>;
+  incoming: Array<{ client_id: string; message_id: number; payload: Buffer; packet: string }>;
+  wills: Array<{ client_id: string; payload: Buffer; packet: string }>;
+}
+
+/** Reads every session table (JSON as text: parsed by the packet codec, which restores Buffers). */
+export async function loadState(db: Queryable): Promise<StoredState> {
+  const [retained, subscriptions, outgoing, incoming, wills] = await Promise.all([
+    db.query<StoredState['retained'][number]>('SELECT topic, payload, packet::text AS packet FROM retained_messages ORDER BY topic'),
+    db.query<StoredState['subscriptions'][number]>(
+      'SELECT client_id, topic, qos, options::text AS options FROM session_subscriptions ORDER BY client_id, topic',
+    ),
+    db.query<StoredState['outgoing'][number]>(
+      'SELECT client_id, seq, message_id, payload, packet::text AS packet FROM session_outgoing ORDER BY seq',
+    ),
+    db.query<StoredState['incoming'][number]>(
+      'SELECT client_id, message_id, payload, packet::text AS packet FROM session_incoming ORDER BY client_id, message_id',
+    ),
+    db.query<StoredState['wills'][number]>('SELECT client_id, payload, packet::text AS packet FROM session_wills ORDER BY client_id'),
+  ]);
+  return {
+    retained: retained.rows,
+    subscriptions: subscriptions.rows,
+    outgoing: outgoing.rows,
+    incoming: incoming.rows,
+    wills: wills.rows,
+  };
+}

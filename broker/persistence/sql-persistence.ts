@@ -1,0 +1,470 @@
+/**
+ * Aedes persistence on the Roost database (PostgreSQL or PGlite): the broker state that must
+ * survive a restart. Same contract and behaviour as aedes-persistence's in-memory implementation
+ * (proven by its abstract test suite); the difference is that the database is the truth.
+ *
+ * Reads are served from memory: the whole state is loaded once at start and every change is
+ * written through. Writes go through a StateWriter (group commit). A method resolves after the
+ * commit holding its change, except for two kinds of change Aedes can rebuild or tolerate losing
+ * in a crash, which are committed a few milliseconds later without anyone waiting:
+ *  - a messageId given to a queued PUBLISH (Aedes assigns messageIds again when the client returns);
+ *  - the removal of an acknowledged packet (a crash then means one redelivery, as QoS 1 allows).
+ *
+ * One broker process per database: this persistence assumes it is the only writer of its tables.
+ */
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import type { Db } from '../../lib/db/index.js';
+import { NoSuchPacketError, PersistenceDestroyedError } from './errors.js';
+import { createFilterSet, createSubscriptionTrie, hasWildcard, type TrieSubscription } from './matching.js';
+import { OutgoingQueues, type QueuedPacket } from './outgoing-queues.js';
+import { assertNoNul, decodeFields, encodeFields, type PacketLike } from './packet-codec.js';
+import {
+  incomingTable,
+  loadState,
+  outgoingTable,
+  retainedTable,
+  rowKey,
+  subscriptionsTable,
+  willsTable,
+  type IncomingChange,
+  type OutgoingChange,
+  type OutgoingRow,
+  type RetainedChange,
+  type SubscriptionChange,
+  type WillChange,
+} from './session-tables.js';
+import { StateWriter, type TableWriter, type WriterLog } from './state-writer.js';
+
+const require = createRequire(import.meta.url);
+/** aedes-packet: the packet copy Aedes and aedes-persistence queue (messageId reset for QoS > 0). */
+const Packet = require('aedes-packet') as new (original: PacketLike, broker?: BrokerRef) => PacketLike;
+
+export interface SqlPersistenceOptions {
+  /** Where commit failures are reported (a pino logger fits). Default: console. */
+  log?: WriterLog;
+  /** How long destroy() keeps retrying unwritten state while the database is unreachable. */
+  closeTimeoutMs?: number;
+}
+
+/** The parts of the Aedes instance, client and SUBSCRIBE entry this persistence uses. */
+export interface BrokerRef {
+  id: string;
+  counter?: number;
+}
+export interface ClientRef {
+  id: string;
+  brokerId?: string;
+}
+export interface SubscriptionRequest {
+  topic: string;
+  qos: number;
+  rh?: number;
+  rap?: boolean;
+  nl?: boolean;
+  subscriptionIdentifier?: number;
+}
+type SubscriptionRecord = Omit<SubscriptionRequest, 'topic'>;
+
+const consoleLog: WriterLog = {
+  warn: (detail, message) => console.warn(`roost persistence: ${message}`, detail),
+  error: (detail, message) => console.error(`roost persistence: ${message}`, detail),
+};
+
+function* matchRetained(retained: Map<string, PacketLike>, patterns: readonly string[]): Generator<PacketLike> {
+  const sent = new Set<string>();
+  for (const pattern of patterns) {
+    const packet = hasWildcard(pattern) || sent.has(pattern) ? undefined : retained.get(pattern);
+    if (packet) {
+      sent.add(pattern);
+      yield packet;
+    }
+  }
+  const wildcards = patterns.filter(hasWildcard);
+  if (wildcards.length === 0) return;
+  const filters = createFilterSet(wildcards);
+  for (const [topic, packet] of retained) {
+    if (!sent.has(topic) && filters.test(topic)) yield packet;
+  }
+}
+
+/** Own fields only: drops functions (a QoSPacket's writeCallback) and the class. */
+function plainCopy(packet: PacketLike): PacketLike {
+  const copy: PacketLike = {};
+  for (const key of Object.keys(packet)) if (typeof packet[key] !== 'function') copy[key] = packet[key];
+  return copy;
+}
+
+function payloadLength(payload: unknown): number {
+  return typeof payload === 'string' || payload instanceof Uint8Array ? payload.length : 0;
+}
+
+export class SqlPersistence {
+  readonly #db: Db;
+  readonly #writer: StateWriter;
+  readonly #closeTimeoutMs: number;
+  readonly #retainedRows: TableWriter<RetainedChange>;
+  readonly #subscriptionRows: TableWriter<SubscriptionChange>;
+  readonly #outgoingRows: TableWriter<OutgoingChange>;
+  readonly #incomingRows: TableWriter<IncomingChange>;
+  readonly #willRows: TableWriter<WillChange>;
+  #broker: BrokerRef | undefined;
+  #destroyed = false;
+
+  #retained = new Map<string, PacketLike>();
+  /** clientId -> topic filter -> options; every client listed has a stored session. */
+  #subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
+  /** Subscriptions with QoS > 0, for subscriptionsByTopic (QoS 0 ones are restored, never queued for). */
+  #trie = createSubscriptionTrie();
+  #outgoing = new OutgoingQueues();
+  #nextSeq = 1;
+  /** clientId -> messageId -> PUBLISH awaiting PUBREL. */
+  #incoming = new Map<string, Map<number, PacketLike>>();
+  #wills = new Map<string, PacketLike>();
+
+  constructor(db: Db, options: SqlPersistenceOptions = {}) {
+    this.#db = db;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+    this.#writer = new StateWriter(db, options.log ?? consoleLog);
+    this.#retainedRows = this.#writer.table(retainedTable);
+    this.#subscriptionRows = this.#writer.table(subscriptionsTable);
+    this.#outgoingRows = this.#writer.table(outgoingTable);
+    this.#incomingRows = this.#writer.table(incomingTable);
+    this.#willRows = this.#writer.table(willsTable);
+  }
+
+  /** The Aedes instance (the abstract test suite reads broker.id through it). */
+  get broker(): BrokerRef | undefined {
+    return this.#broker;
+  }
+
+  /** Commits so far (group commits: each holds the changes of many calls). */
+  get commits(): number {
+    return this.#writer.commits;
+  }
+
+  async setup(broker: BrokerRef): Promise<void> {
+    this.#broker = broker;
+  }
+
+  /** Commits pending changes, then replaces the in-memory state with what the database holds. */
+  async reload(): Promise<void> {
+    await this.#writer.flushed();
+    const state = await loadState(this.#db);
+    this.#retained = new Map(state.retained.map((r) => [r.topic, decodeFields(r.packet, r.payload)]));
+
+    this.#subscriptions = new Map();
+    this.#trie = createSubscriptionTrie();
+    for (const row of state.subscriptions) {
+      const record = { ...(decodeFields(row.options, null) as SubscriptionRecord), qos: row.qos };
+      this.#storeSubscription(row.client_id, row.topic, record);
+    }
+
+    this.#outgoing = new OutgoingQueues();
+    this.#nextSeq = 1;
+    for (const row of state.outgoing) {
+      const packet = decodeFields(row.packet, row.payload);
+      if (row.message_id !== null) packet.messageId = row.message_id;
+      const seq = Number(row.seq);
+      this.#outgoing.add({ clientId: row.client_id, seq, packet });
+      this.#nextSeq = Math.max(this.#nextSeq, seq + 1);
+    }
+
+    this.#incoming = new Map();
+    for (const row of state.incoming) {
+      const packet = decodeFields(row.packet, row.payload);
+      packet.messageId = row.message_id;
+      this.#incomingOf(row.client_id).set(row.message_id, packet);
+    }
+
+    this.#wills = new Map(state.wills.map((r) => [r.client_id, decodeFields(r.packet, r.payload)]));
+  }
+
+  // --- retained messages -----------------------------------------------------------------------
+
+  async storeRetained(packet: PacketLike): Promise<void> {
+    const topic = packet.topic as string;
+    // MQTT-3.3.1-10: a retained PUBLISH with an empty payload removes the retained message.
+    if (payloadLength(packet.payload) === 0) {
+      this.#retained.delete(topic);
+      return this.#retainedRows.save(topic, { kind: 'delete', topic });
+    }
+    const copy = { ...packet };
+    const { payload, json } = encodeFields(copy);
+    this.#retained.set(topic, copy);
+    return this.#retainedRows.save(topic, { kind: 'put', topic, payload: payload ?? Buffer.alloc(0), qos: Number(copy.qos ?? 0), json });
+  }
+
+  createRetainedStreamCombi(patterns: string[]): Readable {
+    return Readable.from(matchRetained(this.#retained, patterns));
+  }
+
+  createRetainedStream(pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern]);
+  }
+
+  // --- subscriptions of persistent sessions ----------------------------------------------------
+
+  async addSubscriptions(client: ClientRef, subs: SubscriptionRequest[]): Promise<void> {
+    assertNoNul(client.id);
+    for (const sub of subs) assertNoNul(sub.topic);
+    const writes: Promise<void>[] = [];
+    for (const sub of subs) {
+      const record: SubscriptionRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl };
+      // MQTT 5 Subscription Identifier: kept only when present, as aedes-persistence does.
+      if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier;
+      this.#storeSubscription(client.id, sub.topic, record);
+      const { json } = encodeFields(record, ['qos']);
+      const change: SubscriptionChange = { kind: 'put', clientId: client.id, topic: sub.topic, qos: sub.qos, json };
+      writes.push(this.#subscriptionRows.save(rowKey(client.id, sub.topic), change));
+    }
+    await Promise.all(writes);
+  }
+
+  async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
+    const stored = this.#subscriptions.get(client.id);
+    if (!stored) return;
+    const writes: Promise<void>[] = [];
+    for (const topic of topics) {
+      const record = stored.get(topic);
+      if (record === undefined) continue;
+      if (record.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic });
+      stored.delete(topic);
+      writes.push(this.#subscriptionRows.save(rowKey(client.id, topic), { kind: 'delete', clientId: client.id, topic }));
+    }
+    if (stored.size === 0) this.#subscriptions.delete(client.id);
+    await Promise.all(writes);
+  }
+
+  async cleanSubscriptions(client: ClientRef): Promise<void> {
+    const stored = this.#subscriptions.get(client.id);
+    if (stored) await this.removeSubscriptions(client, [...stored.keys()]);
+  }
+
+  async subscriptionsByClient(client: ClientRef): Promise<SubscriptionRequest[]> {
+    const stored = this.#subscriptions.get(client.id);
+    return stored ? [...stored].map(([topic, record]) => ({ topic, ...record })) : [];
+  }
+
+  /** Called on every QoS > 0 PUBLISH: a trie lookup, no query. */
+  async subscriptionsByTopic(topic: string): Promise<TrieSubscription[]> {
+    return this.#trie.match(topic);
+  }
+
+  async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#subscriptions.size };
+  }
+
+  getClientList(topic: string): Readable {
+    const subscriptions = this.#subscriptions;
+    return Readable.from(
+      (function* () {
+        for (const [clientId, stored] of subscriptions) if (stored.has(topic)) yield clientId;
+      })(),
+    );
+  }
+
+  #storeSubscription(clientId: string, topic: string, record: SubscriptionRecord): void {
+    let stored = this.#subscriptions.get(clientId);
+    if (!stored) {
+      stored = new Map();
+      this.#subscriptions.set(clientId, stored);
+    }
+    const previous = stored.get(topic);
+    if (record.qos > 0) {
+      this.#trie.add(topic, { clientId, topic, qos: record.qos, rh: record.rh, rap: record.rap, nl: record.nl });
+    } else if (previous && previous.qos > 0) {
+      this.#trie.remove(topic, { clientId, topic });
+    }
+    stored.set(topic, record);
+  }
+
+  // --- outgoing QoS 1/2 queue ------------------------------------------------------------------
+
+  async outgoingEnqueue(sub: { clientId: string }, packet: PacketLike): Promise<void> {
+    return this.outgoingEnqueueCombi([sub], packet);
+  }
+
+  /** Called for every QoS > 0 PUBLISH matching persistent sessions: one row per subscription. */
+  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: PacketLike): Promise<void> {
+    if (!subs || subs.length === 0) return;
+    for (const sub of subs) assertNoNul(sub.clientId);
+    const { payload, json } = encodeFields(new Packet(packet), ['messageId']);
+    const writes: Promise<void>[] = [];
+    for (const sub of subs) {
+      const item: QueuedPacket = { clientId: sub.clientId, seq: this.#nextSeq++, packet: new Packet(packet) };
+      this.#outgoing.add(item);
+      writes.push(this.#outgoingRows.save(String(item.seq), { kind: 'put', row: this.#outgoingRow(item, payload, json) }));
+    }
+    await Promise.all(writes);
+  }
+
+  async outgoingUpdate(client: ClientRef, packet: PacketLike): Promise<void> {
+    const item = this.#outgoing.findForUpdate(client.id, packet);
+    if (!item) throw new NoSuchPacketError();
+    const sameOrigin = packet.brokerId !== undefined && item.packet.brokerId === packet.brokerId && item.packet.brokerCounter === packet.brokerCounter;
+    if (sameOrigin) {
+      const messageId = packet.messageId as number | undefined;
+      if (item.packet.messageId === messageId) return;
+      this.#outgoing.assignMessageId(item, messageId);
+      this.#outgoingRows.saveLater(String(item.seq), { kind: 'messageId', clientId: item.clientId, seq: item.seq, messageId: messageId ?? null });
+      return;
+    }
+    // QoS 2: the PUBREL takes the PUBLISH's place until PUBCOMP (MQTT-4.3.3).
+    const replacement = plainCopy(packet);
+    const { payload, json } = encodeFields(replacement, ['messageId']);
+    this.#outgoing.setPacket(item, replacement);
+    await this.#outgoingRows.save(String(item.seq), { kind: 'put', row: this.#outgoingRow(item, payload, json) });
+  }
+
+  /** PUBACK / PUBCOMP: removes the packet and returns it (undefined when none is queued). */
+  async outgoingClearMessageId(client: ClientRef, packet: PacketLike): Promise<PacketLike | undefined> {
+    const item = this.#outgoing.findForAck(client.id, packet);
+    if (!item) return undefined;
+    this.#outgoing.remove(item);
+    this.#outgoingRows.saveLater(String(item.seq), { kind: 'delete', clientId: item.clientId, seq: item.seq });
+    return item.packet;
+  }
+
+  outgoingStream(client: ClientRef): Readable {
+    return Readable.from(this.#outgoing.list(client.id).map((item) => item.packet));
+  }
+
+  #outgoingRow(item: QueuedPacket, payload: Buffer | null, json: string): OutgoingRow {
+    const p = item.packet;
+    return {
+      clientId: item.clientId,
+      seq: item.seq,
+      messageId: (p.messageId as number | undefined) ?? null,
+      cmd: String(p.cmd ?? 'publish'),
+      topic: (p.topic as string | undefined) ?? null,
+      qos: (p.qos as number | undefined) ?? null,
+      payload,
+      json,
+    };
+  }
+
+  // --- incoming QoS 2 --------------------------------------------------------------------------
+
+  async incomingStorePacket(client: ClientRef, packet: PacketLike): Promise<void> {
+    assertNoNul(client.id);
+    const messageId = packet.messageId as number;
+    const stored = new Packet(packet);
+    stored.messageId = messageId;
+    const { payload, json } = encodeFields(stored, ['messageId']);
+    this.#incomingOf(client.id).set(messageId, stored);
+    const topic = String(stored.topic);
+    await this.#incomingRows.save(rowKey(client.id, messageId), {
+      kind: 'put',
+      clientId: client.id,
+      messageId,
+      topic,
+      payload: payload ?? Buffer.alloc(0),
+      json,
+    });
+  }
+
+  async incomingGetPacket(client: ClientRef, packet: PacketLike): Promise<PacketLike> {
+    const stored = this.#incoming.get(client.id)?.get(packet.messageId as number);
+    if (!stored) throw new NoSuchPacketError();
+    return stored;
+  }
+
+  async incomingDelPacket(client: ClientRef, packet: PacketLike): Promise<void> {
+    const messageId = packet.messageId as number;
+    const store = this.#incoming.get(client.id);
+    if (!store?.delete(messageId)) throw new NoSuchPacketError();
+    if (store.size === 0) this.#incoming.delete(client.id);
+    await this.#incomingRows.save(rowKey(client.id, messageId), { kind: 'delete', clientId: client.id, messageId });
+  }
+
+  /** MQTT-3.1.2-6: a clean session drops the QoS 2 packets still awaiting PUBREL. */
+  async cleanIncoming(client: ClientRef): Promise<void> {
+    const store = this.#incoming.get(client.id);
+    if (!store) return;
+    this.#incoming.delete(client.id);
+    const writes = [...store.keys()].map((messageId) =>
+      this.#incomingRows.save(rowKey(client.id, messageId), { kind: 'delete', clientId: client.id, messageId }),
+    );
+    await Promise.all(writes);
+  }
+
+  #incomingOf(clientId: string): Map<number, PacketLike> {
+    let store = this.#incoming.get(clientId);
+    if (!store) {
+      store = new Map();
+      this.#incoming.set(clientId, store);
+    }
+    return store;
+  }
+
+  // --- wills -----------------------------------------------------------------------------------
+
+  async putWill(client: ClientRef, packet: PacketLike): Promise<void> {
+    assertNoNul(client.id);
+    const brokerId = this.#requireBroker().id;
+    packet.brokerId = brokerId;
+    packet.clientId = client.id;
+    const { payload, json } = encodeFields(packet);
+    this.#wills.set(client.id, packet);
+    await this.#willRows.save(client.id, {
+      kind: 'put',
+      clientId: client.id,
+      brokerId,
+      topic: String(packet.topic),
+      payload: payload ?? Buffer.alloc(0),
+      json,
+    });
+  }
+
+  async getWill(client: ClientRef): Promise<PacketLike | undefined> {
+    return this.#wills.get(client.id);
+  }
+
+  async delWill(client: ClientRef): Promise<PacketLike | undefined> {
+    const will = this.#wills.get(client.id);
+    if (!will) return undefined;
+    this.#wills.delete(client.id);
+    await this.#willRows.save(client.id, { kind: 'delete', clientId: client.id });
+    return will;
+  }
+
+  /** Wills of clients whose broker is not in `brokers` (the live ones): Aedes publishes them. */
+  streamWill(brokers: Record<string, unknown> = {}): Readable {
+    const wills = this.#wills;
+    return Readable.from(
+      (function* () {
+        for (const will of wills.values()) if (!brokers[will.brokerId as string]) yield will;
+      })(),
+    );
+  }
+
+  #requireBroker(): BrokerRef {
+    if (!this.#broker) throw new Error('setup(broker) has not been called');
+    return this.#broker;
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------------
+
+  /** Commits what is pending, then stops. Does not close the database (its owner does). */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) throw new Error('destroyed called twice!');
+    this.#destroyed = true;
+    await this.#writer.close(this.#closeTimeoutMs, new PersistenceDestroyedError());
+    this.#retained.clear();
+    this.#subscriptions.clear();
+    this.#outgoing = new OutgoingQueues();
+    this.#incoming.clear();
+    this.#wills.clear();
+  }
+}
+
+/**
+ * Opens the persistence on `db` (schema/003_sessions.sql must be migrated) and loads the stored
+ * state. Pass it to Aedes.createBroker({ persistence }); call destroy() after broker.close().
+ */
+export async function createSqlPersistence(db: Db, options: SqlPersistenceOptions = {}): Promise<SqlPersistence> {
+  const persistence = new SqlPersistence(db, options);
+  await persistence.reload();
+  return persistence;
+}
