@@ -19,6 +19,8 @@ CREATE TABLE retained_messages (
 CREATE TABLE session_subscriptions (
   client_id   text NOT NULL,
   topic       text NOT NULL,
+  -- Order of subscribing, so a restored session lists its subscriptions as the client made them.
+  seq         bigint GENERATED ALWAYS AS IDENTITY,
   qos         smallint NOT NULL,
   -- rh, rap, nl and the MQTT 5 subscription identifier, as Aedes passed them.
   options     jsonb NOT NULL,

@@ -47,3 +47,22 @@ export function createFilterSet(filters: readonly string[]): FilterSet {
 export function hasWildcard(filter: string): boolean {
   return filter.includes('+') || filter.includes('#');
 }
+
+/** Retained messages whose topic matches any of the filters, each once. */
+export function* matchRetained<P>(retained: Map<string, P>, filters: readonly string[]): Generator<P> {
+  const sent = new Set<string>();
+  for (const filter of filters) {
+    // A filter without wildcards is a topic: one map lookup.
+    const packet = hasWildcard(filter) || sent.has(filter) ? undefined : retained.get(filter);
+    if (packet) {
+      sent.add(filter);
+      yield packet;
+    }
+  }
+  const wildcards = filters.filter(hasWildcard);
+  if (wildcards.length === 0) return;
+  const set = createFilterSet(wildcards);
+  for (const [topic, packet] of retained) {
+    if (!sent.has(topic) && set.test(topic)) yield packet;
+  }
+}

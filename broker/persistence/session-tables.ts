@@ -50,7 +50,8 @@ export type SubscriptionChange =
 const UPSERT_SUBSCRIPTIONS = `
   INSERT INTO session_subscriptions (client_id, topic, qos, options, updated_at)
   SELECT u.client_id, u.topic, u.qos, u.options::jsonb, now()
-  FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[]) AS u(client_id, topic, qos, options)
+  FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[]) WITH ORDINALITY AS u(client_id, topic, qos, options, n)
+  ORDER BY u.n
   ON CONFLICT (client_id, topic) DO UPDATE
   SET qos = EXCLUDED.qos, options = EXCLUDED.options, updated_at = EXCLUDED.updated_at`;
 const DELETE_SUBSCRIPTIONS = `
@@ -224,7 +225,7 @@ export async function loadState(db: Queryable): Promise<StoredState> {
   const [retained, subscriptions, outgoing, incoming, wills] = await Promise.all([
     db.query<StoredState['retained'][number]>('SELECT topic, payload, packet::text AS packet FROM retained_messages ORDER BY topic'),
     db.query<StoredState['subscriptions'][number]>(
-      'SELECT client_id, topic, qos, options::text AS options FROM session_subscriptions ORDER BY client_id, topic',
+      'SELECT client_id, topic, qos, options::text AS options FROM session_subscriptions ORDER BY seq',
     ),
     db.query<StoredState['outgoing'][number]>(
       'SELECT client_id, seq, message_id, payload, packet::text AS packet FROM session_outgoing ORDER BY seq',

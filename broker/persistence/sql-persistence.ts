@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { Db } from '../../lib/db/index.js';
 import { NoSuchPacketError, PersistenceDestroyedError } from './errors.js';
-import { createFilterSet, createSubscriptionTrie, hasWildcard, type TrieSubscription } from './matching.js';
+import { matchRetained, type TrieSubscription } from './matching.js';
 import { OutgoingQueues, type QueuedPacket } from './outgoing-queues.js';
 import { assertNoNul, decodeFields, encodeFields, type PacketLike } from './packet-codec.js';
 import {
@@ -35,6 +35,7 @@ import {
   type WillChange,
 } from './session-tables.js';
 import { StateWriter, type TableWriter, type WriterLog } from './state-writer.js';
+import { SubscriptionIndex, type SubscriptionRecord, type SubscriptionRequest } from './subscription-index.js';
 
 const require = createRequire(import.meta.url);
 /** aedes-packet: the packet copy Aedes and aedes-persistence queue (messageId reset for QoS > 0). */
@@ -47,7 +48,7 @@ export interface SqlPersistenceOptions {
   closeTimeoutMs?: number;
 }
 
-/** The parts of the Aedes instance, client and SUBSCRIBE entry this persistence uses. */
+/** The parts of the Aedes instance and client this persistence uses. */
 export interface BrokerRef {
   id: string;
   counter?: number;
@@ -56,37 +57,11 @@ export interface ClientRef {
   id: string;
   brokerId?: string;
 }
-export interface SubscriptionRequest {
-  topic: string;
-  qos: number;
-  rh?: number;
-  rap?: boolean;
-  nl?: boolean;
-  subscriptionIdentifier?: number;
-}
-type SubscriptionRecord = Omit<SubscriptionRequest, 'topic'>;
 
 const consoleLog: WriterLog = {
   warn: (detail, message) => console.warn(`roost persistence: ${message}`, detail),
   error: (detail, message) => console.error(`roost persistence: ${message}`, detail),
 };
-
-function* matchRetained(retained: Map<string, PacketLike>, patterns: readonly string[]): Generator<PacketLike> {
-  const sent = new Set<string>();
-  for (const pattern of patterns) {
-    const packet = hasWildcard(pattern) || sent.has(pattern) ? undefined : retained.get(pattern);
-    if (packet) {
-      sent.add(pattern);
-      yield packet;
-    }
-  }
-  const wildcards = patterns.filter(hasWildcard);
-  if (wildcards.length === 0) return;
-  const filters = createFilterSet(wildcards);
-  for (const [topic, packet] of retained) {
-    if (!sent.has(topic) && filters.test(topic)) yield packet;
-  }
-}
 
 /** Own fields only: drops functions (a QoSPacket's writeCallback) and the class. */
 function plainCopy(packet: PacketLike): PacketLike {
@@ -112,10 +87,7 @@ export class SqlPersistence {
   #destroyed = false;
 
   #retained = new Map<string, PacketLike>();
-  /** clientId -> topic filter -> options; every client listed has a stored session. */
-  #subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
-  /** Subscriptions with QoS > 0, for subscriptionsByTopic (QoS 0 ones are restored, never queued for). */
-  #trie = createSubscriptionTrie();
+  #subscriptions = new SubscriptionIndex();
   #outgoing = new OutgoingQueues();
   #nextSeq = 1;
   /** clientId -> messageId -> PUBLISH awaiting PUBREL. */
@@ -153,11 +125,10 @@ export class SqlPersistence {
     const state = await loadState(this.#db);
     this.#retained = new Map(state.retained.map((r) => [r.topic, decodeFields(r.packet, r.payload)]));
 
-    this.#subscriptions = new Map();
-    this.#trie = createSubscriptionTrie();
+    this.#subscriptions = new SubscriptionIndex();
     for (const row of state.subscriptions) {
       const record = { ...(decodeFields(row.options, null) as SubscriptionRecord), qos: row.qos };
-      this.#storeSubscription(row.client_id, row.topic, record);
+      this.#subscriptions.set(row.client_id, row.topic, record);
     }
 
     this.#outgoing = new OutgoingQueues();
@@ -213,7 +184,7 @@ export class SqlPersistence {
       const record: SubscriptionRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl };
       // MQTT 5 Subscription Identifier: kept only when present, as aedes-persistence does.
       if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier;
-      this.#storeSubscription(client.id, sub.topic, record);
+      this.#subscriptions.set(client.id, sub.topic, record);
       const { json } = encodeFields(record, ['qos']);
       const change: SubscriptionChange = { kind: 'put', clientId: client.id, topic: sub.topic, qos: sub.qos, json };
       writes.push(this.#subscriptionRows.save(rowKey(client.id, sub.topic), change));
@@ -222,61 +193,33 @@ export class SqlPersistence {
   }
 
   async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
-    const stored = this.#subscriptions.get(client.id);
-    if (!stored) return;
     const writes: Promise<void>[] = [];
     for (const topic of topics) {
-      const record = stored.get(topic);
-      if (record === undefined) continue;
-      if (record.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic });
-      stored.delete(topic);
+      if (!this.#subscriptions.delete(client.id, topic)) continue;
       writes.push(this.#subscriptionRows.save(rowKey(client.id, topic), { kind: 'delete', clientId: client.id, topic }));
     }
-    if (stored.size === 0) this.#subscriptions.delete(client.id);
     await Promise.all(writes);
   }
 
   async cleanSubscriptions(client: ClientRef): Promise<void> {
-    const stored = this.#subscriptions.get(client.id);
-    if (stored) await this.removeSubscriptions(client, [...stored.keys()]);
+    await this.removeSubscriptions(client, this.#subscriptions.topicsOf(client.id));
   }
 
   async subscriptionsByClient(client: ClientRef): Promise<SubscriptionRequest[]> {
-    const stored = this.#subscriptions.get(client.id);
-    return stored ? [...stored].map(([topic, record]) => ({ topic, ...record })) : [];
+    return this.#subscriptions.listOf(client.id);
   }
 
   /** Called on every QoS > 0 PUBLISH: a trie lookup, no query. */
   async subscriptionsByTopic(topic: string): Promise<TrieSubscription[]> {
-    return this.#trie.match(topic);
+    return this.#subscriptions.match(topic);
   }
 
   async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
-    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#subscriptions.size };
+    return { subsCount: this.#subscriptions.subscriptionsCount, clientsCount: this.#subscriptions.clientsCount };
   }
 
   getClientList(topic: string): Readable {
-    const subscriptions = this.#subscriptions;
-    return Readable.from(
-      (function* () {
-        for (const [clientId, stored] of subscriptions) if (stored.has(topic)) yield clientId;
-      })(),
-    );
-  }
-
-  #storeSubscription(clientId: string, topic: string, record: SubscriptionRecord): void {
-    let stored = this.#subscriptions.get(clientId);
-    if (!stored) {
-      stored = new Map();
-      this.#subscriptions.set(clientId, stored);
-    }
-    const previous = stored.get(topic);
-    if (record.qos > 0) {
-      this.#trie.add(topic, { clientId, topic, qos: record.qos, rh: record.rh, rap: record.rap, nl: record.nl });
-    } else if (previous && previous.qos > 0) {
-      this.#trie.remove(topic, { clientId, topic });
-    }
-    stored.set(topic, record);
+    return Readable.from(this.#subscriptions.clientsOn(topic));
   }
 
   // --- outgoing QoS 1/2 queue ------------------------------------------------------------------
@@ -452,7 +395,7 @@ export class SqlPersistence {
     this.#destroyed = true;
     await this.#writer.close(this.#closeTimeoutMs, new PersistenceDestroyedError());
     this.#retained.clear();
-    this.#subscriptions.clear();
+    this.#subscriptions = new SubscriptionIndex();
     this.#outgoing = new OutgoingQueues();
     this.#incoming.clear();
     this.#wills.clear();
