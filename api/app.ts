@@ -1,19 +1,38 @@
 /**
  * The HTTP API: a Fastify app assembled from plugins, one per resource under api/routes/.
+ * Every route declares JSON schemas (validation + the OpenAPI document served at /docs).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { Aedes } from 'aedes';
+import type { PasswordHasher } from '../auth/credentials.js';
+import type { Config } from '../lib/config.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
+import type { Presence } from '../broker/presence.js';
+import auditRoutes from './routes/audit.js';
+import deviceRoutes from './routes/devices.js';
 import healthRoutes from './routes/health.js';
+import messageRoutes from './routes/messages.js';
+import roleRoutes from './routes/roles.js';
+import statsRoutes from './routes/stats.js';
+import tokenRoutes from './routes/tokens.js';
 
 export interface ApiContext {
   db: Db;
-  /** The broker of this process; absent when the API runs as its own process. */
-  broker?: Aedes;
-  metrics?: Metrics;
+  config: Config;
+  hasher: PasswordHasher;
   log: Logger;
+  /** The broker of this process; absent when the API runs as its own process (`roost api`). */
+  broker?: Aedes;
+  presence?: Presence;
+  metrics?: Metrics;
+  /** Extra readiness checks (write queue saturation, listeners). */
+  readiness?: () => Record<string, 'ok' | 'unavailable' | 'saturated'>;
 }
 
 declare module 'fastify' {
@@ -22,9 +41,60 @@ declare module 'fastify' {
   }
 }
 
+export const errorSchema = {
+  $id: 'error',
+  type: 'object',
+  properties: {
+    statusCode: { type: 'integer' },
+    code: { type: 'string' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+  },
+  required: ['statusCode', 'error', 'message'],
+} as const;
+
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger });
+  const app = Fastify({
+    loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger,
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  });
   app.decorate('roost', ctx);
+  app.addSchema(errorSchema);
+
+  // Errors are always { statusCode, code, error, message }; a 5xx never shows its detail.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    let statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    let message = err.message;
+    if (err.validation) {
+      statusCode = 400;
+      message = `${err.validationContext ?? 'request'}${err.validation[0]?.instancePath ?? ''} ${err.validation[0]?.message ?? 'is invalid'}`.replace(/^body\//, 'body.');
+    }
+    if (statusCode >= 500) {
+      req.log.error({ err }, 'request failed');
+      message = 'Internal server error';
+    }
+    reply.code(statusCode).send({ statusCode, code: err.code ?? 'ROOST_ERR_INTERNAL', error: STATUS_CODES[statusCode] ?? 'Error', message });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ statusCode: 404, code: 'ROOST_ERR_NOT_FOUND', error: 'Not Found', message: `Route ${req.method} ${req.url} not found` });
+  });
+
+  await app.register(rateLimit, { global: false });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Roost API', version: '0.1.0', description: 'Devices, ACLs, provisioning, stored messages, live clients and metrics of a Roost MQTT broker.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
   await app.register(healthRoutes);
+  await app.register(tokenRoutes, { prefix: '/api' });
+  await app.register(deviceRoutes, { prefix: '/api' });
+  await app.register(roleRoutes, { prefix: '/api' });
+  await app.register(messageRoutes, { prefix: '/api' });
+  await app.register(statsRoutes);
+  await app.register(auditRoutes, { prefix: '/api' });
   return app;
 }

@@ -30,7 +30,6 @@ export interface RoostBrokerOptions {
   id?: string;
   persistence?: AedesOptions['persistence'];
   mq?: AedesOptions['mq'];
-  auth?: BrokerAuth;
   store?: BrokerStore;
   metrics: Metrics;
   log: Logger;
@@ -42,8 +41,17 @@ export interface RoostBrokerOptions {
  */
 export const DENIED_TOPIC = '$roost/denied';
 
-export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Aedes> {
-  const { auth, store, metrics, log } = opts;
+export interface RoostBroker {
+  aedes: Aedes;
+  /** Puts the auth layer in front of every CONNECT, PUBLISH, SUBSCRIBE and delivery. */
+  useAuth(auth: BrokerAuth): void;
+  /** The device behind a client, once auth is in use. */
+  usernameOf(client: Client): string | undefined;
+}
+
+export async function createRoostBroker(opts: RoostBrokerOptions): Promise<RoostBroker> {
+  const { store, metrics, log } = opts;
+  let auth: BrokerAuth | undefined;
 
   type Step = (client: Client | null, packet: PublishPacket, next: (err?: Error | null) => void) => void;
 
@@ -86,14 +94,12 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Aedes
       return auth ? auth.authorizeForward(client, packet) : packet;
     },
   };
-  if (auth) {
-    options.authenticate = auth.authenticate;
-    options.authorizeSubscribe = auth.authorizeSubscribe;
-  }
   const broker = await Aedes.createBroker(options);
 
-  broker.on('client', () => metrics.connections.inc());
-  broker.on('clientDisconnect', () => metrics.connections.dec());
+  metrics.probes.connections = () => broker.connectedClients;
+  broker.on('publish', (packet, client) => {
+    if (client) metrics.publishesReceived.inc({ qos: packet.qos });
+  });
   broker.on('clientError', (client, err) => {
     metrics.clientErrors.inc();
     log.warn({ clientId: client?.id, err: err.message }, 'client error');
@@ -102,5 +108,14 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Aedes
     metrics.clientErrors.inc();
     log.debug({ clientId: client?.id, err: err.message }, 'connection error');
   });
-  return broker;
+  return {
+    aedes: broker,
+    useAuth(a) {
+      auth = a;
+      // Aedes reads these hooks from the instance at each call.
+      broker.authenticate = a.authenticate;
+      broker.authorizeSubscribe = a.authorizeSubscribe;
+    },
+    usernameOf: (client) => auth?.deviceOf(client)?.username,
+  };
 }

@@ -5,11 +5,18 @@ export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'roost_process_' });
   /** Values read when metrics are scraped; the owning component replaces the function. */
-  const probes = { storeQueueDepth: () => 0 };
+  const probes = { storeQueueDepth: () => 0, connections: () => 0 };
   return {
     registry,
     probes,
-    connections: new Gauge({ name: 'roost_connections', help: 'Connected MQTT clients', registers: [registry] }),
+    connections: new Gauge({
+      name: 'roost_connections',
+      help: 'Connected MQTT clients',
+      registers: [registry],
+      collect() {
+        this.set(probes.connections());
+      },
+    }),
     publishesReceived: new Counter({
       name: 'roost_publishes_received_total',
       help: 'PUBLISH packets accepted from clients',

@@ -10,6 +10,8 @@ import { createRoostBroker } from '../broker/broker.js';
 import { startListeners, type ListenerName } from '../broker/listeners.js';
 import { createMetrics, type Metrics } from '../broker/metrics.js';
 import { createSessionStore } from '../broker/session-store.js';
+import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
+import { createPresence, type Presence } from '../broker/presence.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
 import { ActivityRecorder } from '../broker/activity.js';
@@ -34,6 +36,8 @@ export interface Roost {
   api?: FastifyInstance;
   metrics: Metrics;
   store: StoreWriter;
+  auth: AuthHooks;
+  presence: Presence;
   activity: ActivityRecorder;
   log: Logger;
   ports: Partial<Record<ListenerName | 'api', number>>;
@@ -94,7 +98,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     cleanups.push(() => store.drain());
     const sessions = await createSessionStore({ db, redisUrl: config.REDIS_URL });
     cleanups.push(() => sessions.close());
-    const broker = await createRoostBroker({
+    const roostBroker = await createRoostBroker({
       id: config.ROOST_NODE_ID,
       persistence: sessions.persistence,
       mq: sessions.mq,
@@ -102,7 +106,12 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       metrics,
       log: log.child({ component: 'broker' }),
     });
+    const broker = roostBroker.aedes;
     cleanups.push(() => new Promise<void>((resolve) => broker.close(() => resolve())));
+    const auth = await createAuthHooks({ db, broker, config, log: log.child({ component: 'auth' }) });
+    cleanups.push(() => auth.close());
+    roostBroker.useAuth(auth);
+    const presence = createPresence(broker, roostBroker.usernameOf);
 
     const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY
       ? { cert: config.ROOST_TLS_CERT, key: config.ROOST_TLS_KEY, ca: config.ROOST_TLS_CA, requireClientCert: config.ROOST_TLS_REQUIRE_CLIENT_CERT }
@@ -124,7 +133,16 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
 
     let api: FastifyInstance | undefined;
     if (config.ROOST_API_PORT !== 'off') {
-      api = await buildApi({ db, broker, metrics, log });
+      api = await buildApi({
+        db,
+        config,
+        hasher: auth.authenticator.hasher,
+        broker,
+        presence,
+        metrics,
+        log,
+        readiness: () => ({ store: store.databaseDown ? 'unavailable' : store.depth >= config.ROOST_STORE_QUEUE_MAX ? 'saturated' : 'ok' }),
+      });
       await api.listen({ port: config.ROOST_API_PORT, host: config.ROOST_API_HOST });
       ports.api = (api.server.address() as { port: number }).port;
     }
@@ -140,7 +158,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       })();
       return closing;
     };
-    return { broker, db, api, metrics, store, activity, log, ports, firstAdminToken, close };
+    return { broker, db, api, metrics, store, auth, presence, activity, log, ports, firstAdminToken, close };
   } catch (err) {
     await unwind();
     throw err;

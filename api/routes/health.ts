@@ -6,6 +6,7 @@ const statusSchema = {
     status: { type: 'string', enum: ['ok', 'unavailable'] },
     database: { type: 'string', enum: ['ok', 'unavailable'] },
     broker: { type: 'string', enum: ['ok', 'closed', 'absent'] },
+    store: { type: 'string', enum: ['ok', 'unavailable', 'saturated'] },
   },
   required: ['status'],
 } as const;
@@ -15,14 +16,18 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
   app.get('/health', { schema: { response: { 200: statusSchema } } }, async () => ({ status: 'ok' }));
 
   app.get('/ready', { schema: { response: { 200: statusSchema, 503: statusSchema } } }, async (_req, reply) => {
-    const { db, broker } = app.roost;
-    const database = await db.query('SELECT 1').then(
-      () => 'ok' as const,
-      () => 'unavailable' as const,
-    );
+    const { db, broker, readiness } = app.roost;
+    const database = await Promise.race([
+      db.query('SELECT 1').then(
+        () => 'ok' as const,
+        () => 'unavailable' as const,
+      ),
+      new Promise<'unavailable'>((resolve) => setTimeout(() => resolve('unavailable'), 2000).unref()),
+    ]);
     const brokerState = !broker ? 'absent' : broker.closed ? 'closed' : 'ok';
-    const ready = database === 'ok' && brokerState !== 'closed';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database, broker: brokerState });
+    const extra = readiness?.() ?? {};
+    const ready = database === 'ok' && brokerState !== 'closed' && Object.values(extra).every((v) => v === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database, broker: brokerState, ...extra });
   });
 };
 

@@ -7,6 +7,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { startRoost, type Roost } from '../../lib/roost.js';
+import { createDevice } from '../../auth/admin.js';
+import { createApiToken } from '../../api/tokens.js';
 import { openTestDb, type BackendName } from './db.js';
 
 export interface DevCerts {
@@ -23,8 +25,13 @@ export function makeDevCerts(): DevCerts {
   return { dir, ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
 }
 
+/** A superuser device every test Roost has; connectClient uses it unless told otherwise. */
+export const TEST_ADMIN = { username: 'test-admin', password: 'test-admin-password' };
+
 export interface TestRoost {
   roost: Roost;
+  /** The first admin API token, for API requests. */
+  apiToken: string;
   backend: BackendName;
   env: Record<string, string>;
   certs?: DevCerts;
@@ -60,14 +67,22 @@ export async function startTestRoost(
     ROOST_WSS_PORT: '0',
     ROOST_API_PORT: '0',
     ROOST_LOG_LEVEL: process.env.ROOST_TEST_LOG_LEVEL ?? 'silent',
+    ROOST_BCRYPT_COST: '4',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { ROOST_DATA_DIR: dataDir! }),
     ...(certs ? { ROOST_TLS_CERT: certs.cert, ROOST_TLS_KEY: certs.key } : {}),
     ...opts.env,
   };
   const config = loadConfig(env);
   const roost = await startRoost(config, { log: createLogger(config.ROOST_LOG_LEVEL) });
+  const existing = await roost.db.query('SELECT 1 FROM devices WHERE username = $1', [TEST_ADMIN.username]);
+  if (existing.rows.length === 0) {
+    const passwordHash = await roost.auth.authenticator.hasher.hash(TEST_ADMIN.password);
+    await createDevice(roost.db, { username: TEST_ADMIN.username, passwordHash, superuser: true });
+  }
+  const apiToken = roost.firstAdminToken ?? (await createApiToken(roost.db, 'test', 'admin')).token;
   return {
     roost,
+    apiToken,
     backend,
     env,
     certs,
@@ -88,12 +103,30 @@ export function brokerUrl(t: TestRoost, transport: Transport): string {
 }
 
 /** Connects an MQTT.js client (MQTT 3.1.1, no auto-reconnect) and waits for CONNACK. */
+/** An API request with the test's admin token (or `token`), JSON in and out. */
+export async function api(t: TestRoost, method: string, url: string, body?: unknown, token: string | null = t.apiToken) {
+  const res = await fetch(`http://127.0.0.1:${t.roost.ports.api}${url}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, body: json, text, headers: res.headers };
+}
+
 export async function connectClient(t: TestRoost, transport: Transport, opts: IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect(brokerUrl(t, transport), {
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: 5000,
     ...(t.certs && (transport === 'mqtts' || transport === 'wss') ? { ca: readFileSync(t.certs.ca) } : {}),
+    ...('username' in opts ? {} : TEST_ADMIN),
     ...opts,
   });
   await new Promise<void>((resolve, reject) => {

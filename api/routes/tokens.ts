@@ -1,0 +1,82 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { audit } from '../audit.js';
+import { bearerSecurity, requireRole } from '../auth.js';
+import { ApiErrors } from '../errors.js';
+import { nextCursorSchema, page, pageQuerySchema, decodeCursor } from '../pagination.js';
+import { createApiToken } from '../tokens.js';
+
+const tokenSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    role: { type: 'string', enum: ['admin', 'viewer'] },
+    created_at: { type: 'string', format: 'date-time' },
+    expires_at: { type: ['string', 'null'], format: 'date-time' },
+    last_used_at: { type: ['string', 'null'], format: 'date-time' },
+  },
+} as const;
+
+/** API tokens: created by an admin (shown once), listed without their secret, revoked. */
+const tokenRoutes: FastifyPluginAsync = async (app) => {
+  const { db } = app.roost;
+  const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
+
+  app.post<{ Body: { name: string; role: 'admin' | 'viewer'; expires_at?: string } }>('/tokens', {
+    preHandler: requireRole('admin'),
+    schema: {
+      tags: ['tokens'],
+      security: bearerSecurity,
+      body: {
+        type: 'object',
+        required: ['name', 'role'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 100 },
+          role: { type: 'string', enum: ['admin', 'viewer'] },
+          expires_at: { type: 'string', format: 'date-time' },
+        },
+      },
+      response: { 201: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' } } }, ...err },
+    },
+  }, async (req, reply) => {
+    const created = await createApiToken(db, req.body.name, req.body.role, req.body.expires_at ? new Date(req.body.expires_at) : undefined);
+    await audit(db, req, 'token.create', req.body.name, { role: req.body.role });
+    return reply.code(201).send(created);
+  });
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>('/tokens', {
+    preHandler: requireRole('admin'),
+    schema: {
+      tags: ['tokens'],
+      security: bearerSecurity,
+      querystring: { type: 'object', additionalProperties: false, properties: pageQuerySchema },
+      response: { 200: { type: 'object', properties: { items: { type: 'array', items: tokenSchema }, next_cursor: nextCursorSchema } }, ...err },
+    },
+  }, async (req) => {
+    const after = decodeCursor(req.query.cursor, 1);
+    const res = await db.query<{ id: string }>(
+      `SELECT id, name, role, created_at, expires_at, last_used_at FROM api_tokens
+        WHERE ($1::bigint IS NULL OR id > $1::bigint) ORDER BY id LIMIT $2`,
+      [after?.[0] ?? null, req.query.limit + 1],
+    );
+    return page(res.rows, req.query.limit, (r) => [r.id]);
+  });
+
+  app.delete<{ Params: { id: string } }>('/tokens/:id', {
+    preHandler: requireRole('admin'),
+    schema: {
+      tags: ['tokens'],
+      security: bearerSecurity,
+      params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]+$' } } },
+      response: { 204: { type: 'null' }, 404: { $ref: 'error#' }, ...err },
+    },
+  }, async (req, reply) => {
+    const res = await db.query('DELETE FROM api_tokens WHERE id = $1 RETURNING name', [req.params.id]);
+    if (res.rowCount === 0) throw new ApiErrors.notFound(`token ${req.params.id}`);
+    await audit(db, req, 'token.delete', req.params.id);
+    return reply.code(204).send();
+  });
+};
+
+export default tokenRoutes;
