@@ -1,0 +1,209 @@
+/**
+ * The real deployment's Mosquitto files imported into Roost, then every allowed and refused
+ * CONNECT, PUBLISH and SUBSCRIBE checked from live MQTT.js clients over real sockets.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import bcrypt from 'bcrypt';
+import { MqttClient, type IClientOptions } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addRule, createDevice, setEnabled, updateDevice } from '../../auth/admin.js';
+import { loadDevice } from '../../auth/store.js';
+import { createAuthHooks } from '../../broker/auth-hooks.js';
+import { DENIED_TOPIC } from '../../broker/broker.js';
+import { runAuthCommand } from '../../lib/cli-auth.js';
+import { loadConfig } from '../../lib/config.js';
+import { BACKENDS } from '../helpers/db.js';
+import { collect, startTestRoost, type TestRoost } from '../helpers/roost.js';
+
+const fixtures = path.resolve('test/fixtures/mosquitto');
+const PASSWORDS = { admin: 'admin-test-pw', sentient_api_prod: 'api-test-pw', paragon_devices: 'devices-test-pw', legacy_sensor: 'legacy-test-pw' };
+type User = keyof typeof PASSWORDS;
+
+/**
+ * Until lib/roost.ts installs broker/auth-hooks.ts itself, install it here the way broker.ts
+ * wires BrokerAuth (a refused publish goes to DENIED_TOPIC, which is never forwarded).
+ */
+export async function ensureAuthWired(t: TestRoost): Promise<() => Promise<void>> {
+  const broker = t.roost.broker;
+  if (broker.authenticate.name !== 'defaultAuthenticate') return async () => {};
+  const hooks = await createAuthHooks({ db: t.roost.db, broker, config: loadConfig(t.env), log: t.roost.log });
+  broker.authenticate = hooks.authenticate;
+  broker.authorizeSubscribe = hooks.authorizeSubscribe;
+  const publish = broker.authorizePublish;
+  broker.authorizePublish = (client, packet, done) => {
+    if (client && !hooks.checkPublish(client, packet)) {
+      packet.topic = DENIED_TOPIC;
+      packet.retain = false;
+    }
+    publish.call(broker, client, packet, done);
+  };
+  broker.authorizeForward = (client, packet) => (packet.topic === DENIED_TOPIC ? null : hooks.authorizeForward(client, packet));
+  return () => hooks.close();
+}
+
+export interface Attempt {
+  client?: MqttClient;
+  /** CONNACK return code of a refused CONNECT (-1: closed without one). */
+  code?: number;
+  ms: number;
+}
+
+/** One CONNECT from `localAddress` (any 127.x address on Linux loopback); resolves on CONNACK. */
+export function attempt(t: TestRoost, opts: IClientOptions, localAddress = '127.0.0.1'): Promise<Attempt> {
+  const port = t.roost.ports.mqtt!;
+  const started = performance.now();
+  const client = new MqttClient(() => net.createConnection({ port, host: '127.0.0.1', localAddress }), {
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 15_000,
+    ...opts,
+  });
+  return new Promise((resolve) => {
+    const ms = () => performance.now() - started;
+    client.once('connect', () => resolve({ client, ms: ms() }));
+    client.once('error', (err) => {
+      client.end(true);
+      resolve({ code: (err as Error & { code?: number }).code, ms: ms() });
+    });
+    client.once('close', () => resolve({ code: -1, ms: ms() }));
+  });
+}
+
+async function login(t: TestRoost, user: User, clientId: string): Promise<MqttClient> {
+  const a = await attempt(t, { username: user, password: PASSWORDS[user], clientId });
+  if (!a.client) throw new Error(`${user} was refused with CONNACK ${a.code}`);
+  return a.client;
+}
+
+/** SUBSCRIBE at QoS 1 and return the SUBACK's granted codes (128 = refused; MQTT.js then reports an error). */
+function granted(client: MqttClient, ...filters: string[]): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    client.subscribe(Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }])), (err, _subs, packet) => {
+      const suback = packet as { granted?: number[] } | undefined;
+      if (suback?.granted) resolve(suback.granted);
+      else reject(err ?? new Error('no SUBACK'));
+    });
+  });
+}
+
+describe.each(BACKENDS)('auth in the broker (%s)', (backend) => {
+  let t: TestRoost;
+  let unwire: () => Promise<void>;
+  const open: MqttClient[] = [];
+  const keep = (c: MqttClient) => (open.push(c), c);
+
+  beforeAll(async () => {
+    t = await startTestRoost(backend, { env: { ROOST_BCRYPT_COST: '4' } });
+    unwire = await ensureAuthWired(t);
+    const ran = await runAuthCommand(['import-mosquitto', '--passwd', path.join(fixtures, 'passwd'), '--acl', path.join(fixtures, 'acl')], {
+      db: t.roost.db,
+      config: loadConfig(t.env),
+      out: () => {},
+    });
+    expect(ran).toBe(true);
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((c) => c.endAsync(true).catch(() => {})));
+    await unwire?.();
+    await t?.stop();
+  });
+
+  it('accepts each imported user with its Mosquitto password and upgrades the $7$ hash to bcrypt on first login', async () => {
+    expect((await loadDevice(t.roost.db, 'admin'))?.passwordHash?.startsWith('$7$')).toBe(true);
+    keep(await login(t, 'admin', 'admin-1'));
+    let hash: string | null | undefined;
+    for (let i = 0; i < 100 && !hash?.startsWith('$2'); i++) {
+      await new Promise((r) => setTimeout(r, 30));
+      hash = (await loadDevice(t.roost.db, 'admin'))?.passwordHash;
+    }
+    expect(hash).toMatch(/^\$2b\$04\$/);
+    // The same password now verifies against bcrypt; a wrong one still does not.
+    keep(await login(t, 'admin', 'admin-2'));
+    expect((await attempt(t, { username: 'admin', password: 'admin-test-pW', clientId: 'admin-3' })).code).toBe(4);
+  });
+
+  it('gives a wrong password and an unknown username the same answer: 4, bad username or password', async () => {
+    expect((await attempt(t, { username: 'sentient_api_prod', password: 'wrong', clientId: 'x1' })).code).toBe(4);
+    expect((await attempt(t, { username: 'nobody', password: 'api-test-pw', clientId: 'x2' })).code).toBe(4);
+    expect((await attempt(t, { username: 'sentient_api_prod', clientId: 'x3' })).code).toBe(4);
+  });
+
+  it('refuses anonymous clients with 5, not authorized', async () => {
+    expect((await attempt(t, { clientId: 'anon' })).code).toBe(5);
+  });
+
+  it('refuses a disabled device and a client id off its pattern with 5, after checking the password', async () => {
+    await setEnabled(t.roost.db, 'legacy_sensor', false);
+    expect((await attempt(t, { username: 'legacy_sensor', password: PASSWORDS.legacy_sensor, clientId: 'l1' })).code).toBe(5);
+    expect((await attempt(t, { username: 'legacy_sensor', password: 'wrong', clientId: 'l1' })).code).toBe(4);
+    await setEnabled(t.roost.db, 'legacy_sensor', true);
+    await updateDevice(t.roost.db, 'legacy_sensor', { clientIdPattern: '%u-*' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await attempt(t, { username: 'legacy_sensor', password: PASSWORDS.legacy_sensor, clientId: 'other' })).code).toBe(5);
+    keep(await login(t, 'legacy_sensor', 'legacy_sensor-7'));
+  });
+
+  it('lets paragon_devices subscribe to paragon/+/commands/# but rejects subscribe paragon/# with 0x80, in the same SUBSCRIBE', async () => {
+    const dev = keep(await login(t, 'paragon_devices', 'pd-sub'));
+    expect(await granted(dev, 'paragon/d1/commands/#', 'paragon/#', 'paragon/d1/sensors/#', 'paragon/+/commands/reboot')).toEqual([1, 128, 128, 1]);
+  });
+
+  it('delivers what the ACL allows between the API service and a device, and nothing it refuses', async () => {
+    const api = keep(await login(t, 'sentient_api_prod', 'api-1'));
+    const dev = keep(await login(t, 'paragon_devices', 'pd-1'));
+    expect(await granted(api, 'paragon/#', 'other/#', '#')).toEqual([1, 128, 128]);
+    expect(await granted(dev, 'paragon/d1/commands/#')).toEqual([1]);
+
+    // Device → API: sensors/status/events are writable; commands (read-only) and other trees are not.
+    const atApi = collect(api, 3, 5000);
+    await dev.publishAsync('paragon/d1/commands/spoof', 'refused', { qos: 1 }); // acked but dropped
+    await dev.publishAsync('elsewhere/x', 'refused', { qos: 0 });
+    await dev.publishAsync('paragon/d1/sensors/temp', '21.5', { qos: 1 });
+    await dev.publishAsync('paragon/d1/status/online', '1', { qos: 0 });
+    await dev.publishAsync('paragon/d1/events/boot', 'ok', { qos: 2 });
+    expect((await atApi).map((m) => m.topic)).toEqual(['paragon/d1/sensors/temp', 'paragon/d1/status/online', 'paragon/d1/events/boot']);
+
+    // API → device: commands arrive; the API cannot publish outside paragon/.
+    const atDev = collect(dev, 1, 5000);
+    await api.publishAsync('other/x', 'refused', { qos: 1 });
+    await api.publishAsync('paragon/d1/commands/reboot', 'now', { qos: 1 });
+    expect((await atDev).map((m) => [m.topic, m.payload.toString()])).toEqual([['paragon/d1/commands/reboot', 'now']]);
+  });
+
+  it('lets admin (readwrite #) read and write everywhere but never publish to $SYS', async () => {
+    const admin = keep(await login(t, 'admin', 'admin-rw'));
+    expect(await granted(admin, '#', 'paragon/#')).toEqual([1, 1]);
+    // `#` does not reach $-topics (MQTT-4.7.2-1): a superuser watches $SYS instead.
+    await createDevice(t.roost.db, { username: 'root', passwordHash: await bcrypt.hash('root-pw', 4), superuser: true });
+    const root = keep((await attempt(t, { username: 'root', password: 'root-pw', clientId: 'root-1' })).client!);
+    expect(await granted(root, '$SYS/fake', 'anything/#')).toEqual([1, 1]);
+    const got = collect(root, 1, 5000);
+    await admin.publishAsync('$SYS/fake', 'refused', { qos: 1 });
+    await admin.publishAsync('anything/at/all', 'a', { qos: 1 });
+    expect((await got).map((m) => m.topic)).toEqual(['anything/at/all']);
+  });
+
+  it('applies a deny rule added while connected to messages forwarded under an already granted wildcard', async () => {
+    const api = keep(await login(t, 'sentient_api_prod', 'api-2'));
+    const admin = keep(await login(t, 'admin', 'admin-pub'));
+    expect(await granted(api, 'paragon/#')).toEqual([1]);
+    await addRule(t.roost.db, { device: 'sentient_api_prod', pattern: 'paragon/+/secret/#', access: 'read', effect: 'deny' });
+    await new Promise((r) => setTimeout(r, 300));
+    const got = collect(api, 1, 5000);
+    await admin.publishAsync('paragon/d1/secret/key', 'hidden', { qos: 1 });
+    await admin.publishAsync('paragon/d1/sensors/t', 'visible', { qos: 1 });
+    expect((await got).map((m) => m.topic)).toEqual(['paragon/d1/sensors/t']);
+    expect(await granted(api, 'paragon/d2/secret/#')).toEqual([128]);
+  });
+
+  it('disconnects a device within 1 s of it being disabled, and refuses it afterwards', async () => {
+    const dev = keep(await login(t, 'legacy_sensor', 'legacy_sensor-kick'));
+    const closed = new Promise<number>((resolve) => dev.once('close', () => resolve(performance.now())));
+    const started = performance.now();
+    await setEnabled(t.roost.db, 'legacy_sensor', false);
+    const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), 3000))]);
+    expect(at - started).toBeLessThan(1000);
+    expect((await attempt(t, { username: 'legacy_sensor', password: PASSWORDS.legacy_sensor, clientId: 'legacy_sensor-8' })).code).toBe(5);
+  });
+});
