@@ -7,7 +7,7 @@ import path from 'node:path';
 import bcrypt from 'bcrypt';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addRule, createDevice, setEnabled, updateDevice } from '../../auth/admin.js';
+import { addRule, createDevice, setEnabled, setPasswordHash, updateDevice } from '../../auth/admin.js';
 import { loadDevice } from '../../auth/store.js';
 import { createAuthHooks } from '../../broker/auth-hooks.js';
 import { DENIED_TOPIC } from '../../broker/broker.js';
@@ -24,7 +24,7 @@ type User = keyof typeof PASSWORDS;
  * Until lib/roost.ts installs broker/auth-hooks.ts itself, install it here the way broker.ts
  * wires BrokerAuth (a refused publish goes to DENIED_TOPIC, which is never forwarded).
  */
-export async function ensureAuthWired(t: TestRoost): Promise<() => Promise<void>> {
+async function ensureAuthWired(t: TestRoost): Promise<() => Promise<void>> {
   const broker = t.roost.broker;
   if (broker.authenticate.name !== 'defaultAuthenticate') return async () => {};
   const hooks = await createAuthHooks({ db: t.roost.db, broker, config: loadConfig(t.env), log: t.roost.log });
@@ -42,7 +42,7 @@ export async function ensureAuthWired(t: TestRoost): Promise<() => Promise<void>
   return () => hooks.close();
 }
 
-export interface Attempt {
+interface Attempt {
   client?: MqttClient;
   /** CONNACK return code of a refused CONNECT (-1: closed without one). */
   code?: number;
@@ -50,7 +50,7 @@ export interface Attempt {
 }
 
 /** One CONNECT from `localAddress` (any 127.x address on Linux loopback); resolves on CONNACK. */
-export function attempt(t: TestRoost, opts: IClientOptions, localAddress = '127.0.0.1'): Promise<Attempt> {
+function attempt(t: TestRoost, opts: IClientOptions, localAddress = '127.0.0.1'): Promise<Attempt> {
   const port = t.roost.ports.mqtt!;
   const started = performance.now();
   const client = new MqttClient(() => net.createConnection({ port, host: '127.0.0.1', localAddress }), {
@@ -205,5 +205,89 @@ describe.each(BACKENDS)('auth in the broker (%s)', (backend) => {
     const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), 3000))]);
     expect(at - started).toBeLessThan(1000);
     expect((await attempt(t, { username: 'legacy_sensor', password: PASSWORDS.legacy_sensor, clientId: 'legacy_sensor-8' })).code).toBe(5);
+  });
+});
+
+describe.each(BACKENDS)('brute-force throttle (%s)', (backend) => {
+  let t: TestRoost;
+  let unwire: () => Promise<void>;
+
+  beforeAll(async () => {
+    t = await startTestRoost(backend, {
+      env: { ROOST_BCRYPT_COST: '8', ROOST_AUTH_FAILURES_BEFORE_DELAY: '4', ROOST_AUTH_FAILURES_BEFORE_BLOCK: '8', ROOST_AUTH_COOLDOWN_MS: '60000' },
+    });
+    unwire = await ensureAuthWired(t);
+    await createDevice(t.roost.db, { username: 'gate-1', passwordHash: await bcrypt.hash('gate-pw', 8) });
+  });
+  afterAll(async () => {
+    await unwire?.();
+    await t?.stop();
+  });
+
+  it('slows then refuses 200 wrong passwords from one IP while the device still connects from another IP', async () => {
+    const started = performance.now();
+    const answers: Attempt[] = [];
+    let legit: Promise<Attempt> | undefined;
+    for (let i = 0; i < 200; i++) {
+      // Halfway through the attack, the real device connects from another address.
+      if (i === 100) legit = attempt(t, { username: 'gate-1', password: 'gate-pw', clientId: 'gate-1-real' }, '127.0.0.2');
+      answers.push(await attempt(t, { username: 'gate-1', password: `guess-${i}`, clientId: `attacker-${i}` }));
+    }
+    const elapsed = performance.now() - started;
+    const checked = answers.filter((a) => a.code === 4);
+    const refused = answers.filter((a) => a.code === 5);
+    // Only failuresBeforeBlock guesses reach a password check; 4 of them waited 100+200+400+800 ms.
+    expect(checked).toHaveLength(8);
+    expect(refused).toHaveLength(192);
+    expect(elapsed).toBeGreaterThanOrEqual(1500);
+    expect(Math.max(...checked.map((a) => a.ms))).toBeGreaterThanOrEqual(800);
+    const real = await legit!;
+    expect(real.client).toBeDefined();
+    expect(real.ms).toBeLessThan(1000);
+    await real.client!.endAsync();
+    // The block is on this username from this IP: even the right password is refused here for now.
+    expect((await attempt(t, { username: 'gate-1', password: 'gate-pw', clientId: 'gate-1-b' })).code).toBe(5);
+    console.info(`200 wrong passwords took ${Math.round(elapsed)} ms; the device from 127.0.0.2 connected in ${Math.round(real.ms)} ms`);
+  });
+});
+
+describe('credential cache across two Roost processes on one PostgreSQL database', () => {
+  let a: TestRoost;
+  let b: TestRoost;
+  const unwire: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    a = await startTestRoost('postgres', { env: { ROOST_BCRYPT_COST: '4' } });
+    b = await startTestRoost('postgres', { databaseUrl: a.env.DATABASE_URL, env: { ROOST_BCRYPT_COST: '4' } });
+    unwire.push(await ensureAuthWired(a), await ensureAuthWired(b));
+    await createDevice(a.roost.db, { username: 'twin', passwordHash: await bcrypt.hash('old-pw', 4) });
+  });
+  afterAll(async () => {
+    for (const u of unwire) await u();
+    await b?.stop();
+    await a?.stop();
+  });
+
+  it('refuses the old password in the second process right after the first changes it', async () => {
+    // Warm process B's device and credential caches.
+    for (let i = 0; i < 2; i++) {
+      const warm = await attempt(b, { username: 'twin', password: 'old-pw', clientId: `twin-${i}` });
+      expect(warm.client).toBeDefined();
+      await warm.client!.endAsync();
+    }
+    const changed = performance.now();
+    await setPasswordHash(a.roost.db, 'twin', await bcrypt.hash('new-pw', 4));
+    let old: Attempt | undefined;
+    for (let i = 0; i < 20; i++) {
+      old = await attempt(b, { username: 'twin', password: 'old-pw', clientId: `twin-old-${i}` });
+      if (old.code === 4) break;
+      await old.client?.endAsync();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(old?.code).toBe(4);
+    expect(performance.now() - changed).toBeLessThan(1000);
+    const fresh = await attempt(b, { username: 'twin', password: 'new-pw', clientId: 'twin-new' });
+    expect(fresh.client).toBeDefined();
+    await fresh.client!.endAsync();
   });
 });
