@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Aedes } from 'aedes';
 import type { PasswordHasher } from '../auth/credentials.js';
+import type { Authenticator } from '../auth/login.js';
 import type { Config } from '../lib/config.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
@@ -17,7 +18,10 @@ import type { Presence } from '../broker/presence.js';
 import auditRoutes from './routes/audit.js';
 import deviceRoutes from './routes/devices.js';
 import healthRoutes from './routes/health.js';
+import liveRoutes from './routes/live.js';
 import messageRoutes from './routes/messages.js';
+import retainedRoutes from './routes/retained.js';
+import provisioningRoutes from './routes/provisioning.js';
 import roleRoutes from './routes/roles.js';
 import statsRoutes from './routes/stats.js';
 import tokenRoutes from './routes/tokens.js';
@@ -26,11 +30,17 @@ export interface ApiContext {
   db: Db;
   config: Config;
   hasher: PasswordHasher;
+  /** Checks device credentials (SSE readers authenticating as a device). */
+  authenticator?: Authenticator;
+  /** Publishes as the broker, stored like any publish (absent without a broker). */
+  publish?: (message: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean }, actor: string) => Promise<void>;
   log: Logger;
   /** The broker of this process; absent when the API runs as its own process (`roost api`). */
   broker?: Aedes;
   presence?: Presence;
   metrics?: Metrics;
+  /** Bound MQTT ports, told to provisioned devices. */
+  ports?: () => Partial<Record<'mqtt' | 'mqtts' | 'ws' | 'wss', number>>;
   /** Extra readiness checks (write queue saturation, listeners). */
   readiness?: () => Record<string, 'ok' | 'unavailable' | 'saturated'>;
 }
@@ -95,6 +105,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(roleRoutes, { prefix: '/api' });
   await app.register(messageRoutes, { prefix: '/api' });
   await app.register(statsRoutes);
+  await app.register(provisioningRoutes);
+  await app.register(liveRoutes, { prefix: '/api' });
+  await app.register(retainedRoutes, { prefix: '/api' });
   await app.register(auditRoutes, { prefix: '/api' });
   return app;
 }

@@ -73,6 +73,8 @@ export const SETTINGS = {
   ROOST_TLS_REQUIRE_CLIENT_CERT: [bool, false, 'Refuse TLS clients without a certificate signed by ROOST_TLS_CA'],
   ROOST_TLS_CERT_USERNAME_FIELD: [z.enum(['CN', 'SAN_DNS', 'SAN_EMAIL', 'SAN_URI']), 'CN', 'Certificate field that names the device'],
   ROOST_TLS_CERT_PASSWORD_REQUIRED: [bool, true, 'Whether a device with a verified certificate must still send its password'],
+  ROOST_PUBLIC_HOST: [z.string().min(1).optional(), undefined, 'Host name devices should connect to, told to them at provisioning (default: the Host header of the request)'],
+  ROOST_PUBLIC_CA_CERT: [readableFile.optional(), undefined, 'PEM CA certificate handed to provisioned devices so they can verify the server'],
   ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],

@@ -46,6 +46,22 @@ export interface Roost {
   close(): Promise<void>;
 }
 
+/** A publish made by Roost itself (API, $SYS): stored first (committed when QoS > 0), then delivered. */
+function publishAs(
+  broker: Aedes,
+  store: StoreWriter,
+  message: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean },
+  actor: string,
+): Promise<void> {
+  const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+  return new Promise((resolve, reject) => {
+    store.storePublish(null, packet, actor, (err) => {
+      if (err) return reject(err);
+      broker.publish(packet, (e) => (e ? reject(e) : resolve()));
+    });
+  });
+}
+
 export async function openConfiguredDb(config: Config): Promise<Db> {
   try {
     return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
@@ -137,10 +153,13 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         db,
         config,
         hasher: auth.authenticator.hasher,
+        authenticator: auth.authenticator,
+        publish: (message, actor) => publishAs(broker, store, message, actor),
         broker,
         presence,
         metrics,
         log,
+        ports: () => listeners.ports,
         readiness: () => ({ store: store.databaseDown ? 'unavailable' : store.depth >= config.ROOST_STORE_QUEUE_MAX ? 'saturated' : 'ok' }),
       });
       await api.listen({ port: config.ROOST_API_PORT, host: config.ROOST_API_HOST });

@@ -1,0 +1,153 @@
+/**
+ * The live broker: connected clients (and kicking one), publishing over HTTP, and a Server-Sent
+ * Events stream of live messages for a topic filter under the same ACL as MQTT.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { AedesPublishPacket } from 'aedes';
+import { compileSubject, decideRead, decideSubscribe, type CompiledSubject } from '../../auth/acl.js';
+import { isAuthError } from '../../auth/errors.js';
+import { audit } from '../audit.js';
+import { bearerSecurity, bearerToken, principalFromToken, requireRole } from '../auth.js';
+import { ApiErrors } from '../errors.js';
+import { jsonPayload } from '../../broker/store-writer.js';
+
+const clientSchema = {
+  type: 'object',
+  properties: {
+    client_id: { type: 'string' },
+    username: { type: ['string', 'null'] },
+    ip: { type: ['string', 'null'] },
+    transport: { type: 'string', enum: ['mqtt', 'mqtts', 'ws', 'wss'] },
+    connected_at: { type: 'string', format: 'date-time' },
+    clean: { type: 'boolean' },
+    subscriptions: { type: 'array', items: { type: 'object', properties: { topic: { type: 'string' }, qos: { type: 'integer' } } } },
+  },
+} as const;
+
+export function livePayload(payload: Buffer): { encoding: 'json' | 'base64'; payload: unknown } {
+  const json = jsonPayload(payload);
+  return json === null ? { encoding: 'base64', payload: payload.toString('base64') } : { encoding: 'json', payload: JSON.parse(json) };
+}
+
+const liveRoutes: FastifyPluginAsync = async (app) => {
+  const { presence, broker, authenticator, db } = app.roost;
+  const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 503: { $ref: 'error#' } };
+  const needBroker = () => {
+    if (!presence || !broker) throw new ApiErrors.brokerAbsent();
+    return { presence, broker };
+  };
+
+  app.get('/clients', {
+    preHandler: requireRole('viewer'),
+    schema: { tags: ['live'], security: bearerSecurity, response: { 200: { type: 'object', properties: { items: { type: 'array', items: clientSchema } } }, ...err } },
+  }, async () => {
+    const items = needBroker().presence.list().map((c) => ({
+      client_id: c.clientId,
+      username: c.username,
+      ip: c.ip,
+      transport: c.transport,
+      connected_at: c.connectedAt,
+      clean: c.clean,
+      subscriptions: c.subscriptions,
+    }));
+    return { items: items.sort((a, b) => a.client_id.localeCompare(b.client_id)) };
+  });
+
+  app.delete<{ Params: { clientId: string } }>('/clients/:clientId', {
+    preHandler: requireRole('admin'),
+    schema: { tags: ['live'], security: bearerSecurity, params: { type: 'object', properties: { clientId: { type: 'string' } } }, response: { 204: { type: 'null' }, ...err } },
+  }, async (req, reply) => {
+    if (!needBroker().presence.kick(req.params.clientId)) throw new ApiErrors.notFound(`connected client ${req.params.clientId}`);
+    await audit(db, req, 'client.kick', req.params.clientId);
+    return reply.code(204).send();
+  });
+
+  app.post<{ Body: { topic: string; payload: unknown; encoding?: 'utf8' | 'base64' | 'json'; qos?: 0 | 1 | 2; retain?: boolean } }>('/publish', {
+    preHandler: requireRole('admin'),
+    schema: {
+      tags: ['live'],
+      security: bearerSecurity,
+      description: 'Publishes a message as the broker (stored like any other). encoding: utf8 (payload is a string), base64, or json (payload is any JSON value).',
+      body: {
+        type: 'object',
+        required: ['topic', 'payload'],
+        additionalProperties: false,
+        properties: {
+          topic: { type: 'string', minLength: 1, maxLength: 65535 },
+          payload: {},
+          encoding: { type: 'string', enum: ['utf8', 'base64', 'json'], default: 'json' },
+          qos: { type: 'integer', enum: [0, 1, 2], default: 0 },
+          retain: { type: 'boolean', default: false },
+        },
+      },
+      response: { 202: { type: 'object', properties: { topic: { type: 'string' }, bytes: { type: 'integer' } } }, ...err },
+    },
+  }, async (req, reply) => {
+    const b = req.body;
+    if (/[+#\0]/.test(b.topic) || b.topic.startsWith('$')) throw new ApiErrors.badRequest('body.topic: a topic name has no wildcards, no U+0000 and does not start with $');
+    let payload: Buffer;
+    if (b.encoding === 'json') payload = Buffer.from(JSON.stringify(b.payload));
+    else if (typeof b.payload !== 'string') throw new ApiErrors.badRequest(`body.payload: must be a string with encoding ${b.encoding}`);
+    else payload = Buffer.from(b.payload, b.encoding === 'base64' ? 'base64' : 'utf8');
+    if (!app.roost.publish) throw new ApiErrors.brokerAbsent();
+    await app.roost.publish({ topic: b.topic, payload, qos: b.qos ?? 0, retain: b.retain ?? false }, `api:${req.principal!.name}`);
+    await audit(db, req, 'message.publish', b.topic, { qos: b.qos, retain: b.retain, bytes: payload.length });
+    return reply.code(202).send({ topic: b.topic, bytes: payload.length });
+  });
+
+  /** Who reads the stream: an API token reads everything; device credentials read what its ACL allows. */
+  async function readerOf(req: FastifyRequest): Promise<CompiledSubject | 'all'> {
+    const token = bearerToken(req);
+    if (token) {
+      if (await principalFromToken(db, token)) return 'all';
+      throw new ApiErrors.unauthorized();
+    }
+    const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!basic || !authenticator) throw new ApiErrors.unauthorized();
+    const text = Buffer.from(basic, 'base64').toString('utf8');
+    const colon = text.indexOf(':');
+    const username = text.slice(0, colon);
+    try {
+      const result = await authenticator.login({ username, password: text.slice(colon + 1), clientId: `sse:${username}`, ip: req.ip });
+      return compileSubject({ username, clientId: `sse:${username}`, superuser: result.superuser, rules: result.rules });
+    } catch (e) {
+      if (isAuthError(e)) throw new ApiErrors.unauthorized();
+      throw e;
+    }
+  }
+
+  app.get<{ Querystring: { filter: string } }>('/stream/live', {
+    schema: {
+      tags: ['live'],
+      description: 'Server-Sent Events of live messages matching filter. Authorization: Bearer <API token>, or Basic with a device username and password (then the device ACL applies).',
+      querystring: { type: 'object', required: ['filter'], additionalProperties: false, properties: { filter: { type: 'string', minLength: 1, maxLength: 65535 } } },
+      response: { ...err },
+    },
+  }, async (req, reply) => {
+    const { broker: aedes } = needBroker();
+    const reader = await readerOf(req);
+    const filter = req.query.filter;
+    if (reader !== 'all') {
+      const d = decideSubscribe(reader, filter);
+      if (!d.allowed) throw new ApiErrors.aclDenied(filter);
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(': subscribed\n\n');
+    const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+      if (packet.topic.startsWith('$roost/') || (reader !== 'all' && !decideRead(reader, packet.topic).allowed)) return cb();
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      res.write(`event: message\ndata: ${JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, ...livePayload(payload) })}\n\n`);
+      cb();
+    };
+    const keepAlive = setInterval(() => res.write(': ping\n\n'), 15_000);
+    aedes.subscribe(filter, deliver, () => {});
+    req.raw.on('close', () => {
+      clearInterval(keepAlive);
+      aedes.unsubscribe(filter, deliver, () => {});
+    });
+  });
+};
+
+export default liveRoutes;
