@@ -7,7 +7,7 @@ import path from 'node:path';
 import bcrypt from 'bcrypt';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addRule, createDevice, setEnabled, setPasswordHash, updateDevice } from '../../auth/admin.js';
+import { addRule, createDevice, createRole, setEnabled, setPasswordHash, updateDevice } from '../../auth/admin.js';
 import { loadDevice } from '../../auth/store.js';
 import { createAuthHooks } from '../../broker/auth-hooks.js';
 import { DENIED_TOPIC } from '../../broker/broker.js';
@@ -289,5 +289,34 @@ describe('credential cache across two Roost processes on one PostgreSQL database
     const fresh = await attempt(b, { username: 'twin', password: 'new-pw', clientId: 'twin-new' });
     expect(fresh.client).toBeDefined();
     await fresh.client!.endAsync();
+  });
+});
+
+describe('anonymous clients when ROOST_ALLOW_ANONYMOUS is on', () => {
+  let t: TestRoost;
+  let unwire: () => Promise<void>;
+
+  beforeAll(async () => {
+    t = await startTestRoost('pglite', { env: { ROOST_ALLOW_ANONYMOUS: 'true', ROOST_ANONYMOUS_ROLE: 'guests' } });
+    unwire = await ensureAuthWired(t);
+    await createRole(t.roost.db, 'guests');
+    await addRule(t.roost.db, { role: 'guests', pattern: 'public/#', access: 'read' });
+  });
+  afterAll(async () => {
+    await unwire?.();
+    await t?.stop();
+  });
+
+  it("get the anonymous role's rules, and a rule added to the role applies to them at once", async () => {
+    const anon = (await attempt(t, { clientId: 'guest-1' })).client!;
+    expect(anon).toBeDefined();
+    expect(await granted(anon, 'public/#', 'private/#')).toEqual([1, 128]);
+    const got = collect(anon, 1, 5000);
+    await anon.publishAsync('public/news', 'refused: read only', { qos: 1 });
+    await addRule(t.roost.db, { role: 'guests', pattern: 'public/guestbook', access: 'write' });
+    await new Promise((r) => setTimeout(r, 300));
+    await anon.publishAsync('public/guestbook', 'hello', { qos: 1 });
+    expect((await got).map((m) => [m.topic, m.payload.toString()])).toEqual([['public/guestbook', 'hello']]);
+    await anon.endAsync();
   });
 });
