@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `roost` command. `roost start` (default) runs the broker and the API; `roost migrate`
- * applies the schema; `roost token create` makes an API token.
+ * The `roost` command. `roost start` (default) runs the broker and the API; `roost api` runs the
+ * API alone against the same database; `roost migrate` applies the schema; `roost token create`
+ * makes an API token.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { migrate } from './db/migrate.js';
-import { openConfiguredDb, startRoost, StartupError } from './roost.js';
+import { openConfiguredDb, startApiOnly, startRoost, StartupError } from './roost.js';
 import { createApiToken } from '../api/tokens.js';
+import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './cli-auth.js';
+import { AuthError } from '../auth/errors.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 
@@ -59,6 +62,14 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'start':
       return start(config);
+    case 'api': {
+      const apiOnly = await startApiOnly(config);
+      out(`Roost API (no broker) is listening on http://${config.ROOST_API_HOST}:${apiOnly.port}`);
+      const stop = () => apiOnly.close().then(() => process.exit(0), () => process.exit(1));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      return;
+    }
     case 'migrate': {
       const db = await openConfiguredDb(config);
       const report = await migrate(db);
@@ -82,8 +93,19 @@ async function main(argv: string[]): Promise<void> {
       out(token);
       return;
     }
-    default:
-      throw new UsageError(`unknown command "${command}"; commands: start, migrate, token create`);
+    default: {
+      if ((AUTH_COMMANDS as readonly string[]).includes(command)) {
+        const db = await openConfiguredDb(config);
+        try {
+          await migrate(db);
+          await runAuthCommand([command, ...rest], { db, config, out });
+        } finally {
+          await db.close();
+        }
+        return;
+      }
+      throw new UsageError(`unknown command "${command}"; commands: start, api, migrate, token create, ${AUTH_COMMANDS.join(', ')}`);
+    }
   }
 }
 
@@ -91,7 +113,7 @@ class UsageError extends Error {}
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   // One clear line for the user; the detail only at debug level.
-  if (err instanceof ConfigError || err instanceof StartupError || err instanceof UsageError) {
+  if (err instanceof ConfigError || err instanceof StartupError || err instanceof UsageError || err instanceof AuthUsageError || err instanceof AuthError) {
     process.stderr.write(`roost: ${err.message}\n`);
     process.exit(2);
   }

@@ -83,6 +83,7 @@ export const SETTINGS = {
   REDIS_URL: [redisUrl.optional(), undefined, 'Redis URL; switches sessions to Redis and joins the cluster of nodes on it'],
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
+  ROOST_SYS_INTERVAL_S: [nonNegativeInt, 10, 'Seconds between broker statistics on $SYS/roost/<node>/... (0 turns them off)'],
   ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],
   ROOST_ADMIN_TOKEN_FILE: [z.string().optional(), undefined, 'Where to also write the first admin token (default: printed only)'],
   // Auth

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from '../broker/metrics.js';
 import { createSessionStore } from '../broker/session-store.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { createPresence, type Presence } from '../broker/presence.js';
+import { startSysStats } from '../broker/sys-stats.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
 import { ActivityRecorder } from '../broker/activity.js';
@@ -60,6 +61,32 @@ function publishAs(
       broker.publish(packet, (e) => (e ? reject(e) : resolve()));
     });
   });
+}
+
+/** The API as its own process (`roost api`): same database, no broker; changes reach brokers by NOTIFY. */
+export async function startApiOnly(config: Config, opts: { log?: Logger } = {}): Promise<{ api: FastifyInstance; db: Db; port: number; close(): Promise<void> }> {
+  const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL);
+  const db = await openConfiguredDb(config);
+  try {
+    await migrate(db);
+    const { PasswordHasher } = await import('../auth/credentials.js');
+    const hasher = new PasswordHasher({ cost: config.ROOST_BCRYPT_COST, concurrency: config.ROOST_BCRYPT_CONCURRENCY, queue: config.ROOST_BCRYPT_QUEUE });
+    const api = await buildApi({ db, config, hasher, log });
+    await api.listen({ port: config.ROOST_API_PORT === 'off' ? 3000 : config.ROOST_API_PORT, host: config.ROOST_API_HOST });
+    const port = (api.server.address() as { port: number }).port;
+    return {
+      api,
+      db,
+      port,
+      async close() {
+        await api.close();
+        await db.close();
+      },
+    };
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
 }
 
 export async function openConfiguredDb(config: Config): Promise<Db> {
@@ -128,6 +155,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     cleanups.push(() => auth.close());
     roostBroker.useAuth(auth);
     const presence = createPresence(broker, roostBroker.usernameOf);
+    const stopSysStats = startSysStats(broker, metrics, config.ROOST_SYS_INTERVAL_S);
+    cleanups.push(async () => stopSysStats());
 
     const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY
       ? { cert: config.ROOST_TLS_CERT, key: config.ROOST_TLS_KEY, ca: config.ROOST_TLS_CA, requireClientCert: config.ROOST_TLS_REQUIRE_CLIENT_CERT }
