@@ -82,3 +82,14 @@ export function decodeFields(json: string, payload: Buffer | null): PacketLike {
 export function assertNoNul(value: string): void {
   if (value.includes('\u0000')) throw new NulInStringError();
 }
+
+/** Own fields only: drops functions (a QoSPacket's writeCallback) and the class. */
+export function plainCopy(packet: PacketLike): PacketLike {
+  const copy: PacketLike = {};
+  for (const key of Object.keys(packet)) if (typeof packet[key] !== 'function') copy[key] = packet[key];
+  return copy;
+}
+
+export function payloadLength(payload: unknown): number {
+  return typeof payload === 'string' || payload instanceof Uint8Array ? payload.length : 0;
+}

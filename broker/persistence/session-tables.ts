@@ -4,7 +4,8 @@
  * expanded with unnest(), so each statement's text is fixed whatever the batch size.
  */
 import type { Queryable } from '../../lib/db/index.js';
-import type { Statement, TableSpec } from './state-writer.js';
+import type { QueuedPacket } from './outgoing-queues.js';
+import { CANCELLED, type Statement, type TableSpec } from './state-writer.js';
 
 /** A row key from its primary-key parts (U+0000 cannot occur in MQTT strings: MQTT-1.5.4-2). */
 export function rowKey(...parts: Array<string | number>): string {
@@ -88,8 +89,24 @@ export interface OutgoingRow {
   json: string;
 }
 
+/** The row of a queued packet; `payload` and `json` come from encodeFields (messageId omitted). */
+export function outgoingRow(item: QueuedPacket, payload: Buffer | null, json: string): OutgoingRow {
+  const p = item.packet;
+  return {
+    clientId: item.clientId,
+    seq: item.seq,
+    messageId: (p.messageId as number | undefined) ?? null,
+    cmd: String(p.cmd ?? 'publish'),
+    topic: (p.topic as string | undefined) ?? null,
+    qos: (p.qos as number | undefined) ?? null,
+    payload,
+    json,
+  };
+}
+
 export type OutgoingChange =
-  | { kind: 'put'; row: OutgoingRow }
+  /** `isNew`: the row is not in the database yet (a packet just queued). */
+  | { kind: 'put'; row: OutgoingRow; isNew: boolean }
   | { kind: 'messageId'; clientId: string; seq: number; messageId: number | null }
   | Delete<{ clientId: string; seq: number }>;
 
@@ -139,9 +156,12 @@ export const outgoingTable: TableSpec<OutgoingChange> = {
     return out;
   },
   merge(older, newer) {
-    // A row not yet written keeps its full contents when only its messageId changes afterwards.
-    if (older.kind === 'put' && newer.kind === 'messageId') return { kind: 'put', row: { ...older.row, messageId: newer.messageId } };
-    return newer;
+    if (older.kind !== 'put') return newer;
+    // Queued and acknowledged before it was written: the database never needs to see it.
+    if (newer.kind === 'delete') return older.isNew ? CANCELLED : newer;
+    // A row not yet written keeps being new, and keeps its contents when only its messageId changes.
+    if (newer.kind === 'messageId') return { kind: 'put', row: { ...older.row, messageId: newer.messageId }, isNew: older.isNew };
+    return { ...newer, isNew: older.isNew };
   },
 };
 

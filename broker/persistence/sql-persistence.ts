@@ -4,11 +4,16 @@
  * (proven by its abstract test suite); the difference is that the database is the truth.
  *
  * Reads are served from memory: the whole state is loaded once at start and every change is
- * written through. Writes go through a StateWriter (group commit). A method resolves after the
- * commit holding its change, except for two kinds of change Aedes can rebuild or tolerate losing
- * in a crash, which are committed a few milliseconds later without anyone waiting:
- *  - a messageId given to a queued PUBLISH (Aedes assigns messageIds again when the client returns);
- *  - the removal of an acknowledged packet (a crash then means one redelivery, as QoS 1 allows).
+ * written through, by a StateWriter (group commit). A call resolves after the commit holding its
+ * change, except for the outgoing queue, on the path of every QoS > 0 delivery to a persistent
+ * session: queueing a packet, giving it a messageId and removing it on PUBACK/PUBCOMP are
+ * committed within `lazyCommitMs` without the delivery waiting, and a packet acknowledged within
+ * that window is never written at all. A crash can therefore lose the packets queued in the last
+ * few milliseconds (Aedes has already acknowledged their publisher by then either way), or replay
+ * some already acknowledged (a QoS 1 duplicate, which MQTT allows). `waitForQueueCommit` closes
+ * that window at the cost of one commit of latency per delivery. The QoS 2 PUBREL state, retained
+ * messages, subscriptions, incoming QoS 2 packets and wills are always committed before the call
+ * resolves.
  *
  * One broker process per database: this persistence assumes it is the only writer of its tables.
  */
@@ -18,7 +23,7 @@ import type { Db } from '../../lib/db/index.js';
 import { NoSuchPacketError, PersistenceDestroyedError } from './errors.js';
 import { matchRetained, type TrieSubscription } from './matching.js';
 import { OutgoingQueues, type QueuedPacket } from './outgoing-queues.js';
-import { assertNoNul, decodeFields, encodeFields, type PacketLike } from './packet-codec.js';
+import { assertNoNul, decodeFields, encodeFields, payloadLength, plainCopy, type PacketLike } from './packet-codec.js';
 import {
   incomingTable,
   loadState,
@@ -29,12 +34,12 @@ import {
   willsTable,
   type IncomingChange,
   type OutgoingChange,
-  type OutgoingRow,
+  outgoingRow,
   type RetainedChange,
   type SubscriptionChange,
   type WillChange,
 } from './session-tables.js';
-import { StateWriter, type TableWriter, type WriterLog } from './state-writer.js';
+import { consoleWriterLog, StateWriter, type TableWriter, type WriterLog } from './state-writer.js';
 import { SubscriptionIndex, type SubscriptionRecord, type SubscriptionRequest } from './subscription-index.js';
 
 const require = createRequire(import.meta.url);
@@ -46,6 +51,15 @@ export interface SqlPersistenceOptions {
   log?: WriterLog;
   /** How long destroy() keeps retrying unwritten state while the database is unreachable. */
   closeTimeoutMs?: number;
+  /**
+   * Queued QoS 1/2 packets are committed within this many ms (default 10) without the publish
+   * waiting; a packet acknowledged by its online subscriber before then is never written.
+   */
+  lazyCommitMs?: number;
+  /** Make each queued packet wait for its commit before delivery (slower; default false). */
+  waitForQueueCommit?: boolean;
+  /** Above this many uncommitted changes, calls wait for the database (default 5,000). */
+  maxPendingChanges?: number;
 }
 
 /** The parts of the Aedes instance and client this persistence uses. */
@@ -58,26 +72,11 @@ export interface ClientRef {
   brokerId?: string;
 }
 
-const consoleLog: WriterLog = {
-  warn: (detail, message) => console.warn(`roost persistence: ${message}`, detail),
-  error: (detail, message) => console.error(`roost persistence: ${message}`, detail),
-};
-
-/** Own fields only: drops functions (a QoSPacket's writeCallback) and the class. */
-function plainCopy(packet: PacketLike): PacketLike {
-  const copy: PacketLike = {};
-  for (const key of Object.keys(packet)) if (typeof packet[key] !== 'function') copy[key] = packet[key];
-  return copy;
-}
-
-function payloadLength(payload: unknown): number {
-  return typeof payload === 'string' || payload instanceof Uint8Array ? payload.length : 0;
-}
-
 export class SqlPersistence {
   readonly #db: Db;
   readonly #writer: StateWriter;
   readonly #closeTimeoutMs: number;
+  readonly #waitForQueueCommit: boolean;
   readonly #retainedRows: TableWriter<RetainedChange>;
   readonly #subscriptionRows: TableWriter<SubscriptionChange>;
   readonly #outgoingRows: TableWriter<OutgoingChange>;
@@ -97,7 +96,12 @@ export class SqlPersistence {
   constructor(db: Db, options: SqlPersistenceOptions = {}) {
     this.#db = db;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
-    this.#writer = new StateWriter(db, options.log ?? consoleLog);
+    this.#waitForQueueCommit = options.waitForQueueCommit ?? false;
+    this.#writer = new StateWriter(db, {
+      log: options.log ?? consoleWriterLog,
+      lazyCommitMs: options.lazyCommitMs ?? 10,
+      maxPendingChanges: options.maxPendingChanges ?? 5_000,
+    });
     this.#retainedRows = this.#writer.table(retainedTable);
     this.#subscriptionRows = this.#writer.table(subscriptionsTable);
     this.#outgoingRows = this.#writer.table(outgoingTable);
@@ -155,6 +159,7 @@ export class SqlPersistence {
 
   async storeRetained(packet: PacketLike): Promise<void> {
     const topic = packet.topic as string;
+    assertNoNul(topic);
     // MQTT-3.3.1-10: a retained PUBLISH with an empty payload removes the retained message.
     if (payloadLength(packet.payload) === 0) {
       this.#retained.delete(topic);
@@ -233,11 +238,13 @@ export class SqlPersistence {
     if (!subs || subs.length === 0) return;
     for (const sub of subs) assertNoNul(sub.clientId);
     const { payload, json } = encodeFields(new Packet(packet), ['messageId']);
-    const writes: Promise<void>[] = [];
+    const writes: Array<Promise<void> | undefined> = [];
     for (const sub of subs) {
       const item: QueuedPacket = { clientId: sub.clientId, seq: this.#nextSeq++, packet: new Packet(packet) };
       this.#outgoing.add(item);
-      writes.push(this.#outgoingRows.save(String(item.seq), { kind: 'put', row: this.#outgoingRow(item, payload, json) }));
+      const change: OutgoingChange = { kind: 'put', row: outgoingRow(item, payload, json), isNew: true };
+      const key = String(item.seq);
+      writes.push(this.#waitForQueueCommit ? this.#outgoingRows.save(key, change) : this.#outgoingRows.saveLater(key, change));
     }
     await Promise.all(writes);
   }
@@ -250,14 +257,14 @@ export class SqlPersistence {
       const messageId = packet.messageId as number | undefined;
       if (item.packet.messageId === messageId) return;
       this.#outgoing.assignMessageId(item, messageId);
-      this.#outgoingRows.saveLater(String(item.seq), { kind: 'messageId', clientId: item.clientId, seq: item.seq, messageId: messageId ?? null });
-      return;
+      const change: OutgoingChange = { kind: 'messageId', clientId: item.clientId, seq: item.seq, messageId: messageId ?? null };
+      return this.#outgoingRows.saveLater(String(item.seq), change);
     }
     // QoS 2: the PUBREL takes the PUBLISH's place until PUBCOMP (MQTT-4.3.3).
     const replacement = plainCopy(packet);
     const { payload, json } = encodeFields(replacement, ['messageId']);
     this.#outgoing.setPacket(item, replacement);
-    await this.#outgoingRows.save(String(item.seq), { kind: 'put', row: this.#outgoingRow(item, payload, json) });
+    await this.#outgoingRows.save(String(item.seq), { kind: 'put', row: outgoingRow(item, payload, json), isNew: false });
   }
 
   /** PUBACK / PUBCOMP: removes the packet and returns it (undefined when none is queued). */
@@ -265,26 +272,12 @@ export class SqlPersistence {
     const item = this.#outgoing.findForAck(client.id, packet);
     if (!item) return undefined;
     this.#outgoing.remove(item);
-    this.#outgoingRows.saveLater(String(item.seq), { kind: 'delete', clientId: item.clientId, seq: item.seq });
+    await this.#outgoingRows.saveLater(String(item.seq), { kind: 'delete', clientId: item.clientId, seq: item.seq });
     return item.packet;
   }
 
   outgoingStream(client: ClientRef): Readable {
     return Readable.from(this.#outgoing.list(client.id).map((item) => item.packet));
-  }
-
-  #outgoingRow(item: QueuedPacket, payload: Buffer | null, json: string): OutgoingRow {
-    const p = item.packet;
-    return {
-      clientId: item.clientId,
-      seq: item.seq,
-      messageId: (p.messageId as number | undefined) ?? null,
-      cmd: String(p.cmd ?? 'publish'),
-      topic: (p.topic as string | undefined) ?? null,
-      qos: (p.qos as number | undefined) ?? null,
-      payload,
-      json,
-    };
   }
 
   // --- incoming QoS 2 --------------------------------------------------------------------------

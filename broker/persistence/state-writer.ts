@@ -4,6 +4,11 @@
  * coalesced and written together by the next commit, in as few statements as the tables allow.
  * One commit runs at a time, so a row's changes reach the database in the order they were made.
  *
+ * A change someone waits for is committed at once (next turn of the event loop). A change nobody
+ * waits for is committed within `lazyCommitMs`; until then it can still be cancelled by a later
+ * change (a packet queued and acknowledged within that window never reaches the database). When
+ * more than `maxPendingChanges` are waiting, callers are made to wait for the commit (backpressure).
+ *
  * Connection failures are retried with backoff for as long as it takes (the in-memory state keeps
  * serving meanwhile); a row the database refuses fails only the callers waiting on that row.
  */
@@ -14,18 +19,32 @@ export interface Statement {
   params: unknown[];
 }
 
+/** Returned by TableSpec.merge when two changes cancel out: the database already holds the result. */
+export const CANCELLED = Symbol('cancelled');
+
 /** How one table turns a set of final row states into SQL. */
 export interface TableSpec<V> {
   readonly name: string;
   statements(changes: readonly V[]): Statement[];
   /** Folds a newer change into the one already waiting for the same key. Default: newer wins. */
-  merge?(older: V, newer: V): V;
+  merge?(older: V, newer: V): V | typeof CANCELLED;
+}
+
+export interface WriterOptions {
+  log: WriterLog;
+  lazyCommitMs: number;
+  maxPendingChanges: number;
 }
 
 export interface WriterLog {
   warn(detail: object, message: string): void;
   error(detail: object, message: string): void;
 }
+
+export const consoleWriterLog: WriterLog = {
+  warn: (detail, message) => console.warn(`roost persistence: ${message}`, detail),
+  error: (detail, message) => console.error(`roost persistence: ${message}`, detail),
+};
 
 interface Waiter {
   resolve(): void;
@@ -59,14 +78,19 @@ export class StateWriter {
   readonly #db: Db;
   readonly #log: WriterLog;
   readonly #tables: Table<unknown>[] = [];
+  readonly #lazyCommitMs: number;
+  readonly #maxPendingChanges: number;
   #running: Promise<void> | null = null;
+  #lazyTimer: NodeJS.Timeout | null = null;
   #abandonError: Error | null = null;
-  /** Commits so far, and statements executed (for tests and the bench). */
+  /** Commits so far (for tests and the bench). */
   commits = 0;
 
-  constructor(db: Db, log: WriterLog) {
+  constructor(db: Db, options: WriterOptions) {
     this.#db = db;
-    this.#log = log;
+    this.#log = options.log;
+    this.#lazyCommitMs = options.lazyCommitMs;
+    this.#maxPendingChanges = options.maxPendingChanges;
   }
 
   table<V>(spec: TableSpec<V>): TableWriter<V> {
@@ -75,27 +99,39 @@ export class StateWriter {
     return new TableWriter(table, this);
   }
 
-  /** Records a change; resolves once it is committed when `durable`, otherwise returns at once. */
-  record<V>(table: Table<V>, key: string, change: V, durable: boolean): Promise<void> | undefined {
+  /**
+   * Records a change. With `wait` (or when too many changes are pending) returns a promise
+   * resolved once the change is committed; otherwise returns undefined at once.
+   */
+  record<V>(table: Table<V>, key: string, change: V, wait: boolean): Promise<void> | undefined {
     if (this.#abandonError) throw this.#abandonError;
-    const existing = table.pending.get(key);
-    let promise: Promise<void> | undefined;
     let waiter: Waiter | undefined;
-    if (durable) promise = new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+    let promise: Promise<void> | undefined;
+    if (wait || this.#pendingCount() >= this.#maxPendingChanges) {
+      promise = new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+    }
+    const existing = table.pending.get(key);
     if (existing) {
-      existing.change = table.spec.merge ? table.spec.merge(existing.change, change) : change;
+      const merged = table.spec.merge ? table.spec.merge(existing.change, change) : change;
+      if (merged === CANCELLED) {
+        table.pending.delete(key);
+        existing.waiters.forEach((w) => w.resolve());
+        waiter?.resolve();
+        return promise;
+      }
+      existing.change = merged;
       if (waiter) existing.waiters.push(waiter);
     } else {
       table.pending.set(key, { change, waiters: waiter ? [waiter] : [] });
     }
-    this.#schedule();
+    this.#schedule(waiter !== undefined);
     return promise;
   }
 
   /** Resolves when everything recorded so far is committed (or has failed). */
   async flushed(): Promise<void> {
     while (this.#running || this.#hasPending()) {
-      this.#schedule();
+      this.#schedule(true);
       await this.#running;
     }
   }
@@ -115,7 +151,25 @@ export class StateWriter {
     return this.#tables.some((t) => t.pending.size > 0);
   }
 
-  #schedule(): void {
+  #pendingCount(): number {
+    let n = 0;
+    for (const t of this.#tables) n += t.pending.size;
+    return n;
+  }
+
+  /** A running commit loop picks up new changes by itself; otherwise start one, now or lazily. */
+  #schedule(urgent: boolean): void {
+    if (this.#running) return;
+    if (!urgent) {
+      this.#lazyTimer ??= setTimeout(() => this.#start(), this.#lazyCommitMs);
+      return;
+    }
+    if (this.#lazyTimer) clearTimeout(this.#lazyTimer);
+    this.#start();
+  }
+
+  #start(): void {
+    this.#lazyTimer = null;
     if (this.#running) return;
     // setImmediate: let every packet already read from the sockets add its change to this commit.
     this.#running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain());
@@ -203,8 +257,11 @@ export class TableWriter<V> {
     return this.writer.record(this.table, key, change, true) as Promise<void>;
   }
 
-  /** Written by the next commit; nobody waits for it (state Aedes can rebuild after a crash). */
-  saveLater(key: string, change: V): void {
-    this.writer.record(this.table, key, change, false);
+  /**
+   * Written by a commit within a few milliseconds. Returns a promise only when the writer is
+   * behind: awaiting it slows the caller down to the database's pace.
+   */
+  saveLater(key: string, change: V): Promise<void> | undefined {
+    return this.writer.record(this.table, key, change, false);
   }
 }
