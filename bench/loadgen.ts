@@ -1,0 +1,560 @@
+/**
+ * The load generator: one process, raw TCP sockets, every packet encoded once and then the same
+ * Buffers written again and again. It prints JSON lines on stdout: {"event":"window-start"} and
+ * {"event":"window-end"} around the measured window (so the caller can sample the broker's CPU),
+ * then {"event":"result", ...}.
+ *
+ *   node dist/bench/loadgen.js --scenario qos0|qos1|qos1-rate|connect --port 1883 [options]
+ *
+ * Scenarios:
+ *   qos0       N publishers → 1 subscriber on PREFIX/#, QoS 0; delivered msg/s at the subscriber.
+ *              At most --window messages are in flight between publishers and subscriber, so a
+ *              broker is measured at the rate it sustains, not at how much it can buffer.
+ *   qos1       N publishers, --inflight QoS 1 publishes each, a new one per PUBACK; acked msg/s and
+ *              PUBACK latency. A QoS 0 subscriber on PREFIX/# counts deliveries.
+ *   qos1-rate  as qos1 at a fixed offered --rate (msg/s in total). Latency counts from the time a
+ *              message was due, so waiting for a free in-flight slot is included (no coordinated omission).
+ *   connect    --clients connections with username/password (--credentials FILE of user:password lines),
+ *              --concurrency at a time, all held open, then closed; repeated --passes times, each at
+ *              most --connect-max seconds.
+ */
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import { readCredentials, type Credential } from './credentials.js';
+import { DISCONNECT, PacketFramer, PacketType, encodeConnect, encodePublish, encodeSubscribe, jsonPayload } from './mqtt-wire.js';
+
+export type ScenarioName = 'qos0' | 'qos1' | 'qos1-rate' | 'connect';
+
+interface Options {
+  host: string;
+  port: number;
+  durationSec: number;
+  warmupSec: number;
+  publishers: number;
+  payloadBytes: number;
+  inflight: number;
+  rate: number;
+  window: number;
+  maxMessages: number;
+  clients: number;
+  concurrency: number;
+  passes: number;
+  /** Longest one connect pass may take. */
+  connectMaxSec: number;
+  prefix: string;
+  credentials: Credential[];
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface ConnectPass {
+  connected: number;
+  refused: number;
+  failed: number;
+  seconds: number;
+  perSec: number;
+  latencyMs: LatencySummary;
+}
+
+export interface LoadResult {
+  event: 'result';
+  scenario: ScenarioName;
+  /** Length of the measured window, seconds. */
+  windowSec: number;
+  /** Wall clock (ms since epoch) when the first publish was written and when the last was. */
+  loadStartedAt: number;
+  loadEndedAt: number;
+  /** Messages written by publishers in the window / in the whole run. */
+  sentPerSec: number;
+  sentTotal: number;
+  /** Messages received by the subscriber in the window / in the whole run (after draining). */
+  deliveredPerSec: number;
+  deliveredTotal: number;
+  /** QoS 1: PUBACKs in the window / in the whole run. */
+  ackedPerSec?: number;
+  ackedTotal?: number;
+  /** QoS 1: PUBACK latency in ms (qos1-rate: from the time the message was due). */
+  latencyMs?: LatencySummary;
+  targetRate?: number;
+  passes?: ConnectPass[];
+  /** CPU the generator used in the window, as a share of one core (1 = a full core). */
+  generatorCpu: number;
+  notes: string[];
+}
+
+const emit = (obj: object) => process.stdout.write(JSON.stringify(obj) + '\n');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.now();
+
+export function summarise(values: number[]): LatencySummary {
+  if (values.length === 0) return { count: 0, p50: NaN, p99: NaN, max: NaN };
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] };
+}
+
+/** An MQTT connection on a raw socket; packets after CONNACK go to `onPacket`. */
+class Connection {
+  onPacket: (type: number, body: Buffer | null) => void = () => {};
+  readonly framer = new PacketFramer((type, body) => this.onPacket(type, body));
+  closed = false;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk) => this.framer.push(chunk));
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => {});
+  }
+
+  /** Resolves with the CONNACK return code (0 = accepted) and the connection. */
+  static open(host: string, port: number, connect: Buffer, timeoutMs = 15_000): Promise<{ code: number; conn: Connection }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      const conn = new Connection(socket);
+      const timer = setTimeout(() => fail(new Error('CONNACK timeout')), timeoutMs);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      socket.once('error', fail);
+      socket.once('close', () => fail(new Error('closed before CONNACK')));
+      socket.once('connect', () => socket.write(connect));
+      conn.onPacket = (type, body) => {
+        if (type !== PacketType.CONNACK || !body) return fail(new Error(`expected CONNACK, got packet type ${type}`));
+        clearTimeout(timer);
+        socket.removeListener('error', fail);
+        socket.removeAllListeners('close');
+        socket.on('close', () => (conn.closed = true));
+        conn.onPacket = () => {};
+        resolve({ code: body[1], conn });
+      };
+    });
+  }
+
+  end(): void {
+    if (this.closed) return;
+    this.socket.end(DISCONNECT);
+  }
+}
+
+async function openAccepted(o: Options, clientId: string, index: number): Promise<Connection> {
+  const cred = o.credentials.length ? o.credentials[index % o.credentials.length] : undefined;
+  const { code, conn } = await Connection.open(o.host, o.port, encodeConnect(clientId, cred?.username, cred?.password));
+  if (code !== 0) {
+    conn.socket.destroy();
+    throw new Error(`${clientId} refused with CONNACK code ${code}${cred ? ` (user ${cred.username})` : ''}`);
+  }
+  return conn;
+}
+
+/** A subscriber on PREFIX/# that counts the PUBLISH packets it receives. */
+async function openCountingSubscriber(o: Options, onDelivered: () => void): Promise<{ conn: Connection; count: () => number }> {
+  const conn = await openAccepted(o, `bench-sub-${process.pid}`, 0);
+  let count = 0;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('SUBACK timeout')), 10_000);
+    conn.onPacket = (type, body) => {
+      if (type !== PacketType.SUBACK) return;
+      clearTimeout(timer);
+      if (body && body[2] === 0x80) return reject(new Error(`subscription to ${o.prefix}/# refused`));
+      conn.onPacket = (t) => {
+        if (t === PacketType.PUBLISH) {
+          count++;
+          onDelivered();
+        }
+      };
+      resolve();
+    };
+    conn.socket.write(encodeSubscribe(`${o.prefix}/#`, 0));
+  });
+  return { conn, count: () => count };
+}
+
+function openPublishers(o: Options): Promise<Connection[]> {
+  return Promise.all(Array.from({ length: o.publishers }, (_, i) => openAccepted(o, `bench-pub-${process.pid}-${i}`, i + 1)));
+}
+
+/** Measures a window after a warm-up; resolves when the window is over. */
+class Window {
+  startedAt = 0;
+  endedAt = 0;
+  private cpu0: NodeJS.CpuUsage | undefined;
+  cpuShare = 0;
+  open = false;
+
+  async run(o: Options, atStart: () => void, atEnd: () => void): Promise<void> {
+    await sleep(o.warmupSec * 1000);
+    atStart();
+    this.cpu0 = process.cpuUsage();
+    this.startedAt = now();
+    this.open = true;
+    emit({ event: 'window-start' });
+    await sleep(o.durationSec * 1000);
+    this.open = false;
+    this.endedAt = now();
+    const cpu = process.cpuUsage(this.cpu0);
+    this.cpuShare = (cpu.user + cpu.system) / 1000 / (this.endedAt - this.startedAt);
+    emit({ event: 'window-end' });
+    atEnd();
+  }
+
+  get seconds(): number {
+    return (this.endedAt - this.startedAt) / 1000;
+  }
+}
+
+/** Waits until `done()` or until `progress()` has not moved for `idleMs`. */
+async function drain(done: () => boolean, progress: () => number, idleMs = 2000): Promise<void> {
+  let last = progress();
+  let lastMoved = now();
+  while (!done()) {
+    await sleep(20);
+    const p = progress();
+    if (p !== last) {
+      last = p;
+      lastMoved = now();
+    } else if (now() - lastMoved > idleMs) return;
+  }
+}
+
+async function runQos0(o: Options): Promise<LoadResult> {
+  const payload = jsonPayload(o.payloadBytes);
+  const notes: string[] = [];
+  let sent = 0;
+  let writtenOff = 0; // messages the broker dropped, so they no longer hold the window
+  let running = true;
+  let pumpScheduled = false;
+  const schedulePump = () => {
+    if (pumpScheduled || !running) return;
+    pumpScheduled = true;
+    setImmediate(pump);
+  };
+  const sub = await openCountingSubscriber(o, () => {
+    if (sent - sub.count() - writtenOff < o.window / 2) schedulePump();
+  });
+  const pubs = await openPublishers(o);
+  const perWrite = 32;
+  const chunks = pubs.map((_, i) => Buffer.concat(Array(perWrite).fill(encodePublish(`${o.prefix}/${i}/reading`, payload, 0))));
+  const blocked = pubs.map(() => false);
+  pubs.forEach((p, i) => p.socket.on('drain', () => ((blocked[i] = false), schedulePump())));
+
+  function pump() {
+    pumpScheduled = false;
+    let progress = true;
+    while (running && progress) {
+      progress = false;
+      for (let i = 0; i < pubs.length; i++) {
+        if (blocked[i] || sent - sub.count() - writtenOff >= o.window || sent >= o.maxMessages) continue;
+        blocked[i] = !pubs[i].socket.write(chunks[i]);
+        sent += perWrite;
+        progress = true;
+      }
+    }
+  }
+  // A broker may drop QoS 0 messages; count them as lost so they stop holding the window.
+  let lastDelivered = 0;
+  const stallCheck = setInterval(() => {
+    const d = sub.count();
+    if (d === lastDelivered && sent - d - writtenOff >= o.window) {
+      writtenOff = sent - d;
+      schedulePump();
+    }
+    lastDelivered = d;
+  }, 250);
+
+  const loadStartedAt = Date.now();
+  let s0 = 0, d0 = 0, s1 = 0, d1 = 0;
+  schedulePump();
+  const win = new Window();
+  await win.run(
+    o,
+    () => ((s0 = sent), (d0 = sub.count())),
+    () => ((s1 = sent), (d1 = sub.count())),
+  );
+  running = false;
+  const loadEndedAt = Date.now();
+  clearInterval(stallCheck);
+  await drain(() => sub.count() >= sent, sub.count);
+  if (sent >= o.maxMessages) notes.push(`stopped at --max-messages ${o.maxMessages}`);
+  if (sub.count() < sent) notes.push(`${sent - sub.count()} of ${sent} QoS 0 messages never reached the subscriber`);
+  for (const c of [...pubs, sub.conn]) c.end();
+  return {
+    event: 'result',
+    scenario: 'qos0',
+    windowSec: win.seconds,
+    loadStartedAt,
+    loadEndedAt,
+    sentPerSec: (s1 - s0) / win.seconds,
+    sentTotal: sent,
+    deliveredPerSec: (d1 - d0) / win.seconds,
+    deliveredTotal: sub.count(),
+    generatorCpu: win.cpuShare,
+    notes,
+  };
+}
+
+/** QoS 1 publishers; with a rate, messages are due on a schedule, else one is sent per PUBACK. */
+async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult> {
+  const payload = jsonPayload(o.payloadBytes);
+  const notes: string[] = [];
+  const sub = await openCountingSubscriber(o, () => {});
+  const pubs = await openPublishers(o);
+  const ids = Math.max(64, o.inflight * 4); // packet ids cycle; each is free long before it comes round
+  const latencies: number[] = [];
+  const win = new Window();
+  let sent = 0;
+  let acked = 0;
+  let windowAcked = 0;
+  let running = true;
+  let unexpectedAcks = 0;
+
+  const publishers = pubs.map((conn, p) => {
+    const packets = Array.from({ length: ids }, (_, k) => encodePublish(`${o.prefix}/${p}/reading`, payload, 1, k + 1));
+    const sentAt = new Float64Array(ids + 1); // 0 = free
+    const dueTimes: number[] = []; // messages due (rate mode) not yet sent, as due times
+    let next = 1;
+    let inflight = 0;
+    let issued = 0;
+    const send = (since: number) => {
+      while (sentAt[next] !== 0) next = (next % ids) + 1; // skip an id still unacknowledged
+      sentAt[next] = since;
+      conn.socket.write(packets[next - 1]);
+      next = (next % ids) + 1;
+      inflight++;
+      sent++;
+    };
+    const fill = () => {
+      if (!running) return;
+      if (rate === undefined) {
+        while (inflight < o.inflight) send(now());
+      } else {
+        while (inflight < o.inflight && dueTimes.length > 0) send(dueTimes.shift()!);
+      }
+    };
+    conn.onPacket = (type, body) => {
+      if (type !== PacketType.PUBACK || !body) return;
+      const id = body.readUInt16BE(0);
+      const since = sentAt[id];
+      if (since === 0) return void unexpectedAcks++;
+      sentAt[id] = 0;
+      inflight--;
+      acked++;
+      if (win.open) {
+        windowAcked++;
+        latencies.push(now() - since);
+      }
+    };
+    // Send the replacements of a whole read's PUBACKs in one write.
+    conn.socket.prependListener('data', () => conn.socket.cork());
+    conn.socket.on('data', () => {
+      fill();
+      process.nextTick(() => conn.socket.uncork());
+    });
+    return {
+      fill,
+      inflight: () => inflight,
+      /** Rate mode: queue the messages that have become due since `start`. */
+      schedule(start: number, perSec: number) {
+        const due = Math.floor(((now() - start) / 1000) * perSec);
+        for (; issued < due && sent + dueTimes.length < o.maxMessages; issued++) dueTimes.push(start + (issued * 1000) / perSec);
+      },
+    };
+  });
+
+  const loadStartedAt = Date.now();
+  const start = now();
+  let ticker: NodeJS.Timeout | undefined;
+  if (rate === undefined) publishers.forEach((p) => p.fill());
+  else {
+    const perPublisher = rate / pubs.length;
+    ticker = setInterval(() => {
+      for (const p of publishers) {
+        p.schedule(start, perPublisher);
+        p.fill();
+      }
+    }, 1);
+  }
+  let d0 = 0, d1 = 0, s0 = 0, s1 = 0;
+  await win.run(
+    o,
+    () => ((d0 = sub.count()), (s0 = sent)),
+    () => ((d1 = sub.count()), (s1 = sent)),
+  );
+  running = false;
+  clearInterval(ticker);
+  const loadEndedAt = Date.now();
+  await drain(() => publishers.every((p) => p.inflight() === 0), () => acked, 5000);
+  await drain(() => sub.count() >= acked, sub.count);
+  const unacked = publishers.reduce((n, p) => n + p.inflight(), 0);
+  if (unacked) notes.push(`${unacked} publishes never acknowledged`);
+  if (unexpectedAcks) notes.push(`${unexpectedAcks} PUBACKs for unknown packet ids`);
+  if (sent >= o.maxMessages) notes.push(`stopped at --max-messages ${o.maxMessages}`);
+  const windowRate = windowAcked / win.seconds;
+  if (rate !== undefined && windowRate < rate * 0.97) notes.push(`offered ${rate} msg/s but only ${Math.round(windowRate)} were acknowledged per second`);
+  for (const c of [...pubs, sub.conn]) c.end();
+  return {
+    event: 'result',
+    scenario: rate === undefined ? 'qos1' : 'qos1-rate',
+    windowSec: win.seconds,
+    loadStartedAt,
+    loadEndedAt,
+    sentPerSec: (s1 - s0) / win.seconds,
+    sentTotal: sent,
+    deliveredPerSec: (d1 - d0) / win.seconds,
+    deliveredTotal: sub.count(),
+    ackedPerSec: windowRate,
+    ackedTotal: acked,
+    latencyMs: summarise(latencies),
+    targetRate: rate,
+    generatorCpu: win.cpuShare,
+    notes,
+  };
+}
+
+async function runConnect(o: Options): Promise<LoadResult> {
+  const notes: string[] = [];
+  if (o.credentials.length === 0) notes.push('no --credentials: clients connected without username/password');
+  const packets = Array.from({ length: o.clients }, (_, i) => {
+    const cred = o.credentials.length ? o.credentials[i % o.credentials.length] : undefined;
+    return encodeConnect(`bench-conn-${i}`, cred?.username, cred?.password);
+  });
+  const passes: ConnectPass[] = [];
+  const refusedCodes = new Map<number, number>();
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  const loadStartedAt = Date.now();
+  for (let pass = 0; pass < o.passes; pass++) {
+    const open: Connection[] = [];
+    const latencies: number[] = [];
+    let refused = 0;
+    let failed = 0;
+    let nextClient = 0;
+    const started = now();
+    if (pass === 0) emit({ event: 'window-start' });
+    const deadline = started + o.connectMaxSec * 1000;
+    const worker = async () => {
+      while (nextClient < o.clients && now() < deadline) {
+        const i = nextClient++;
+        const t = now();
+        try {
+          const { code, conn } = await Connection.open(o.host, o.port, packets[i], 30_000);
+          if (code === 0) {
+            latencies.push(now() - t);
+            open.push(conn);
+          } else {
+            refused++;
+            refusedCodes.set(code, (refusedCodes.get(code) ?? 0) + 1);
+            conn.socket.destroy();
+          }
+        } catch {
+          failed++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, o.clients) }, worker));
+    const seconds = (now() - started) / 1000;
+    if (nextClient < o.clients) notes.push(`pass ${pass + 1}: stopped after ${o.connectMaxSec} s with ${nextClient} of ${o.clients} clients tried`);
+    passes.push({ connected: latencies.length, refused, failed, seconds, perSec: latencies.length / seconds, latencyMs: summarise(latencies) });
+    for (const c of open) c.end();
+    await drain(() => open.every((c) => c.closed), () => open.filter((c) => c.closed).length, 3000);
+    for (const c of open) c.socket.destroy();
+    await sleep(200);
+  }
+  emit({ event: 'window-end' });
+  const elapsed = now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const refusedAll = passes.reduce((n, p) => n + p.refused, 0);
+  if (refusedAll) {
+    const codes = [...refusedCodes].map(([code, n]) => `${n} with code ${code}`).join(', ');
+    notes.push(`${refusedAll} CONNECTs refused (${codes}; 3 = server unavailable, 4 = bad username or password, 5 = not authorized)`);
+  }
+  return {
+    event: 'result',
+    scenario: 'connect',
+    windowSec: elapsed / 1000,
+    loadStartedAt,
+    loadEndedAt: Date.now(),
+    sentPerSec: 0,
+    sentTotal: 0,
+    deliveredPerSec: 0,
+    deliveredTotal: 0,
+    passes,
+    generatorCpu: (cpu.user + cpu.system) / 1000 / elapsed,
+    notes,
+  };
+}
+
+function parseOptions(argv: string[]): { scenario: ScenarioName; options: Options } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '1883' },
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '1' },
+      publishers: { type: 'string', default: '8' },
+      payload: { type: 'string', default: '64' },
+      inflight: { type: 'string', default: '16' },
+      rate: { type: 'string', default: '10000' },
+      window: { type: 'string', default: '20000' },
+      'max-messages': { type: 'string', default: '20000000' },
+      clients: { type: 'string', default: '2000' },
+      concurrency: { type: 'string', default: '100' },
+      passes: { type: 'string', default: '2' },
+      'connect-max': { type: 'string', default: '300' },
+      prefix: { type: 'string' },
+      credentials: { type: 'string', default: process.env.BENCH_CREDENTIALS },
+    },
+  });
+  const scenario = values.scenario as ScenarioName;
+  if (!['qos0', 'qos1', 'qos1-rate', 'connect'].includes(scenario)) throw new Error('--scenario must be qos0, qos1, qos1-rate or connect');
+  const num = (name: keyof typeof values) => {
+    const n = Number(values[name]);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number`);
+    return n;
+  };
+  return {
+    scenario,
+    options: {
+      host: values.host!,
+      port: num('port'),
+      durationSec: num('duration'),
+      warmupSec: num('warmup'),
+      publishers: num('publishers'),
+      payloadBytes: num('payload'),
+      inflight: num('inflight'),
+      rate: num('rate'),
+      window: num('window') || Infinity,
+      maxMessages: num('max-messages'),
+      clients: num('clients'),
+      concurrency: num('concurrency'),
+      passes: num('passes'),
+      connectMaxSec: num('connect-max'),
+      prefix: values.prefix ?? `bench/${scenario}`,
+      credentials: values.credentials ? readCredentials(values.credentials) : [],
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { scenario, options } = parseOptions(process.argv.slice(2));
+  const result =
+    scenario === 'qos0' ? await runQos0(options)
+    : scenario === 'qos1' ? await runQos1(options, undefined)
+    : scenario === 'qos1-rate' ? await runQos1(options, options.rate)
+    : await runConnect(options);
+  emit(result);
+  // Sockets may still be closing; the result is out, so leave now.
+  setTimeout(() => process.exit(0), 100).unref();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`loadgen: ${(err as Error).message ?? String(err)}\n`);
+  process.exit(1);
+});
