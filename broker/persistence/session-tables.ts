@@ -14,6 +14,35 @@ export function rowKey(...parts: Array<string | number>): string {
 
 type Delete<K> = K & { kind: 'delete' };
 
+/** Row tuples to one array per column, the parameters of an unnest() statement. */
+function columns(rows: unknown[][]): unknown[][] {
+  return rows[0].map((_, i) => rows.map((row) => row[i]));
+}
+
+type Put<V> = Extract<V, { kind: 'put' }>;
+type Del<V> = Extract<V, { kind: 'delete' }>;
+
+/** A table whose changes are puts (an upsert) and deletes, each batch in one statement. */
+function putOrDeleteTable<V extends { kind: string }>(table: {
+  name: string;
+  upsert: string;
+  putRow: (change: Put<V>) => unknown[];
+  delete: string;
+  deleteRow: (change: Del<V>) => unknown[];
+}): TableSpec<V> {
+  return {
+    name: table.name,
+    statements(changes) {
+      const puts = changes.filter((c): c is Put<V> => c.kind === 'put').map(table.putRow);
+      const deletes = changes.filter((c): c is Del<V> => c.kind === 'delete').map(table.deleteRow);
+      const out: Statement[] = [];
+      if (puts.length > 0) out.push({ sql: table.upsert, params: columns(puts) });
+      if (deletes.length > 0) out.push({ sql: table.delete, params: columns(deletes) });
+      return out;
+    },
+  };
+}
+
 // --- retained_messages -------------------------------------------------------------------------
 
 export type RetainedChange =
@@ -28,19 +57,13 @@ const UPSERT_RETAINED = `
   SET payload = EXCLUDED.payload, qos = EXCLUDED.qos, packet = EXCLUDED.packet, updated_at = EXCLUDED.updated_at`;
 const DELETE_RETAINED = 'DELETE FROM retained_messages WHERE topic = ANY($1::text[])';
 
-export const retainedTable: TableSpec<RetainedChange> = {
+export const retainedTable = putOrDeleteTable<RetainedChange>({
   name: 'retained_messages',
-  statements(changes) {
-    const out: Statement[] = [];
-    const puts = changes.filter((c) => c.kind === 'put');
-    const deletes = changes.filter((c) => c.kind === 'delete');
-    if (puts.length > 0) {
-      out.push({ sql: UPSERT_RETAINED, params: [puts.map((c) => c.topic), puts.map((c) => c.payload), puts.map((c) => c.qos), puts.map((c) => c.json)] });
-    }
-    if (deletes.length > 0) out.push({ sql: DELETE_RETAINED, params: [deletes.map((c) => c.topic)] });
-    return out;
-  },
-};
+  upsert: UPSERT_RETAINED,
+  putRow: (c) => [c.topic, c.payload, c.qos, c.json],
+  delete: DELETE_RETAINED,
+  deleteRow: (c) => [c.topic],
+});
 
 // --- session_subscriptions ---------------------------------------------------------------------
 
@@ -59,22 +82,13 @@ const DELETE_SUBSCRIPTIONS = `
   DELETE FROM session_subscriptions s USING unnest($1::text[], $2::text[]) AS d(client_id, topic)
   WHERE s.client_id = d.client_id AND s.topic = d.topic`;
 
-export const subscriptionsTable: TableSpec<SubscriptionChange> = {
+export const subscriptionsTable = putOrDeleteTable<SubscriptionChange>({
   name: 'session_subscriptions',
-  statements(changes) {
-    const out: Statement[] = [];
-    const puts = changes.filter((c) => c.kind === 'put');
-    const deletes = changes.filter((c) => c.kind === 'delete');
-    if (puts.length > 0) {
-      out.push({
-        sql: UPSERT_SUBSCRIPTIONS,
-        params: [puts.map((c) => c.clientId), puts.map((c) => c.topic), puts.map((c) => c.qos), puts.map((c) => c.json)],
-      });
-    }
-    if (deletes.length > 0) out.push({ sql: DELETE_SUBSCRIPTIONS, params: [deletes.map((c) => c.clientId), deletes.map((c) => c.topic)] });
-    return out;
-  },
-};
+  upsert: UPSERT_SUBSCRIPTIONS,
+  putRow: (c) => [c.clientId, c.topic, c.qos, c.json],
+  delete: DELETE_SUBSCRIPTIONS,
+  deleteRow: (c) => [c.clientId, c.topic],
+});
 
 // --- session_outgoing --------------------------------------------------------------------------
 
@@ -131,28 +145,14 @@ export const outgoingTable: TableSpec<OutgoingChange> = {
   statements(changes) {
     const out: Statement[] = [];
     const puts = changes.flatMap((c) => (c.kind === 'put' ? [c.row] : []));
-    const ids = changes.filter((c) => c.kind === 'messageId');
-    const deletes = changes.filter((c) => c.kind === 'delete');
+    const ids = changes.flatMap((c) => (c.kind === 'messageId' ? [[c.clientId, c.seq, c.messageId]] : []));
+    const deletes = changes.flatMap((c) => (c.kind === 'delete' ? [[c.clientId, c.seq]] : []));
     if (puts.length > 0) {
-      const column = <T>(pick: (r: OutgoingRow) => T) => puts.map(pick);
-      out.push({
-        sql: UPSERT_OUTGOING,
-        params: [
-          column((r) => r.clientId),
-          column((r) => r.seq),
-          column((r) => r.messageId),
-          column((r) => r.cmd),
-          column((r) => r.topic),
-          column((r) => r.qos),
-          column((r) => r.payload),
-          column((r) => r.json),
-        ],
-      });
+      const rows = puts.map((r) => [r.clientId, r.seq, r.messageId, r.cmd, r.topic, r.qos, r.payload, r.json]);
+      out.push({ sql: UPSERT_OUTGOING, params: columns(rows) });
     }
-    if (ids.length > 0) {
-      out.push({ sql: UPDATE_OUTGOING_MESSAGE_ID, params: [ids.map((c) => c.clientId), ids.map((c) => c.seq), ids.map((c) => c.messageId)] });
-    }
-    if (deletes.length > 0) out.push({ sql: DELETE_OUTGOING, params: [deletes.map((c) => c.clientId), deletes.map((c) => c.seq)] });
+    if (ids.length > 0) out.push({ sql: UPDATE_OUTGOING_MESSAGE_ID, params: columns(ids) });
+    if (deletes.length > 0) out.push({ sql: DELETE_OUTGOING, params: columns(deletes) });
     return out;
   },
   merge(older, newer) {
@@ -181,22 +181,13 @@ const DELETE_INCOMING = `
   DELETE FROM session_incoming i USING unnest($1::text[], $2::integer[]) AS d(client_id, message_id)
   WHERE i.client_id = d.client_id AND i.message_id = d.message_id`;
 
-export const incomingTable: TableSpec<IncomingChange> = {
+export const incomingTable = putOrDeleteTable<IncomingChange>({
   name: 'session_incoming',
-  statements(changes) {
-    const out: Statement[] = [];
-    const puts = changes.filter((c) => c.kind === 'put');
-    const deletes = changes.filter((c) => c.kind === 'delete');
-    if (puts.length > 0) {
-      out.push({
-        sql: UPSERT_INCOMING,
-        params: [puts.map((c) => c.clientId), puts.map((c) => c.messageId), puts.map((c) => c.topic), puts.map((c) => c.payload), puts.map((c) => c.json)],
-      });
-    }
-    if (deletes.length > 0) out.push({ sql: DELETE_INCOMING, params: [deletes.map((c) => c.clientId), deletes.map((c) => c.messageId)] });
-    return out;
-  },
-};
+  upsert: UPSERT_INCOMING,
+  putRow: (c) => [c.clientId, c.messageId, c.topic, c.payload, c.json],
+  delete: DELETE_INCOMING,
+  deleteRow: (c) => [c.clientId, c.messageId],
+});
 
 // --- session_wills -----------------------------------------------------------------------------
 
@@ -213,22 +204,13 @@ const UPSERT_WILLS = `
       created_at = EXCLUDED.created_at`;
 const DELETE_WILLS = 'DELETE FROM session_wills WHERE client_id = ANY($1::text[])';
 
-export const willsTable: TableSpec<WillChange> = {
+export const willsTable = putOrDeleteTable<WillChange>({
   name: 'session_wills',
-  statements(changes) {
-    const out: Statement[] = [];
-    const puts = changes.filter((c) => c.kind === 'put');
-    const deletes = changes.filter((c) => c.kind === 'delete');
-    if (puts.length > 0) {
-      out.push({
-        sql: UPSERT_WILLS,
-        params: [puts.map((c) => c.clientId), puts.map((c) => c.brokerId), puts.map((c) => c.topic), puts.map((c) => c.payload), puts.map((c) => c.json)],
-      });
-    }
-    if (deletes.length > 0) out.push({ sql: DELETE_WILLS, params: [deletes.map((c) => c.clientId)] });
-    return out;
-  },
-};
+  upsert: UPSERT_WILLS,
+  putRow: (c) => [c.clientId, c.brokerId, c.topic, c.payload, c.json],
+  delete: DELETE_WILLS,
+  deleteRow: (c) => [c.clientId],
+});
 
 // --- loading at start-up -----------------------------------------------------------------------
 
