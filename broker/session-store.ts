@@ -3,9 +3,12 @@
  * publishes travel between nodes: Redis (cluster mode) when REDIS_URL is set, else this node's database.
  */
 import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import type { AedesOptions } from 'aedes';
 import type { Db } from '../lib/db/index.js';
+import type { Logger } from '../lib/log.js';
+import { createSqlPersistence } from './persistence/sql-persistence.js';
 
 const require = createRequire(import.meta.url);
 
@@ -15,14 +18,22 @@ export interface SessionStore {
   close(): Promise<void>;
 }
 
-export async function createSessionStore(opts: { db: Db; redisUrl?: string }): Promise<SessionStore> {
+export async function createSessionStore(opts: { db: Db; redisUrl?: string; log: Logger }): Promise<SessionStore> {
   if (opts.redisUrl) {
     // aedes 1.2 drives the async persistence interface; the package's default export is the callback one.
     const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js');
     const MQEmitterRedis = require('mqemitter-redis');
     const conn = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     const persistence = new AsyncRedisPersistence({ conn });
-    const mq = new MQEmitterRedis({ connectionString: opts.redisUrl });
+    // Aedes 1.2's SUBSCRIBE handler pipes the retained stream; the Redis persistence returns an
+    // async generator (no .pipe), so hand Aedes a Readable over it.
+    const retainedOf = persistence.createRetainedStreamCombi.bind(persistence);
+    persistence.createRetainedStreamCombi = (patterns: string[]) => Readable.from(retainedOf(patterns));
+    // Our own connections: ioredis's ready check (INFO) must not run on a connection that already
+    // subscribed, which throws "Connection in subscriber mode" when a SUBSCRIBE races the connect.
+    const subConn = new Redis(opts.redisUrl, { enableReadyCheck: false });
+    const pubConn = new Redis(opts.redisUrl);
+    const mq = new MQEmitterRedis({ subConn, pubConn });
     return {
       persistence,
       mq,
@@ -32,5 +43,7 @@ export async function createSessionStore(opts: { db: Db; redisUrl?: string }): P
       },
     };
   }
-  return { persistence: undefined, mq: undefined, close: async () => {} };
+  // One node: sessions live in the same database as everything else (broker/persistence/).
+  const persistence = await createSqlPersistence(opts.db, { log: opts.log });
+  return { persistence, mq: undefined, close: () => persistence.destroy() };
 }

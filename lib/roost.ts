@@ -139,7 +139,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       onStored: (topic, bytes, username, at) => activity.record(topic, bytes, username, at),
     });
     cleanups.push(() => store.drain());
-    const sessions = await createSessionStore({ db, redisUrl: config.REDIS_URL });
+    const sessions = await createSessionStore({ db, redisUrl: config.REDIS_URL, log: log.child({ component: 'sessions' }) });
     cleanups.push(() => sessions.close());
     const roostBroker = await createRoostBroker({
       id: config.ROOST_NODE_ID,

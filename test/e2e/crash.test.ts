@@ -2,7 +2,7 @@
  * kill -9 of a broker under QoS 1 load: every message whose PUBACK a client received is in the
  * messages table after the process is gone (the ack was sent after the commit).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,12 @@ describe.each(BACKENDS)('SIGKILL under QoS 1 load (%s)', (backend) => {
     const created = backend === 'postgres' ? await createPostgresDatabase() : undefined;
     const dataDir = path.join(tmp, backend);
     const [mqttPort, apiPort] = [await freePort(), await freePort()];
+    const dbEnv = created ? { DATABASE_URL: created.url } : { ROOST_DATA_DIR: dataDir };
+    const added = spawnSync('node', [CLI, 'device', 'add', 'crash-logger', '--password', 'crash-password', '--superuser'], {
+      env: { PATH: process.env.PATH, ROOST_BCRYPT_COST: '4', ...dbEnv },
+      encoding: 'utf8',
+    });
+    expect(added.status, added.stderr).toBe(0);
     const child = spawn('node', [CLI, 'start'], {
       env: {
         PATH: process.env.PATH,
@@ -30,7 +36,7 @@ describe.each(BACKENDS)('SIGKILL under QoS 1 load (%s)', (backend) => {
         ROOST_MQTT_PORT: String(mqttPort),
         ROOST_API_PORT: String(apiPort),
         ROOST_WS_PORT: 'off',
-        ...(created ? { DATABASE_URL: created.url } : { ROOST_DATA_DIR: dataDir }),
+        ...dbEnv,
       },
       stdio: 'ignore',
     });
@@ -47,7 +53,7 @@ describe.each(BACKENDS)('SIGKILL under QoS 1 load (%s)', (backend) => {
         [0, 1, 2, 3, 4].map(
           (c) =>
             new Promise<mqtt.MqttClient>((resolve, reject) => {
-              const client = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `crash-${c}`, protocolVersion: 4, reconnectPeriod: 0 });
+              const client = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `crash-${c}`, protocolVersion: 4, reconnectPeriod: 0, username: 'crash-logger', password: 'crash-password' });
               client.once('connect', () => resolve(client));
               client.once('error', reject);
             }),
