@@ -34,12 +34,11 @@ export interface PasswordHasherOptions {
 
 export class PasswordHasher {
   private readonly limit: LimitFunction;
-  private readonly dummyHash: Promise<string>;
+  /** Unknown users are checked against this, so they take as long as known ones. */
+  private dummyHash: Promise<string> | undefined;
 
   constructor(private readonly options: PasswordHasherOptions) {
     this.limit = pLimit(options.concurrency);
-    // Unknown users are checked against this, so they take as long as known ones.
-    this.dummyHash = bcrypt.hash(randomBytes(16).toString('hex'), options.cost);
   }
 
   get activeCount(): number {
@@ -68,6 +67,7 @@ export class PasswordHasher {
 
   /** Spends the same work as a real check, for a username that does not exist. */
   async verifyNothing(password: string | Buffer): Promise<false> {
+    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.options.cost);
     const hash = await this.dummyHash;
     await this.schedule(() => bcrypt.compare(password, hash));
     return false;

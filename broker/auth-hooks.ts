@@ -21,7 +21,7 @@ import { clientIdAllowed, compileSubject, decidePublish, decideRead, decideSubsc
 import { certificateUsername } from '../auth/certificates.js';
 import { AuthError } from '../auth/errors.js';
 import { Authenticator, type LoginResult } from '../auth/login.js';
-import { AUTH_CHANNEL, loadDeviceById, parseAuthChange, type AuthChange } from '../auth/store.js';
+import { AUTH_CHANNEL, loadDeviceById, parseAuthChange, type AuthChange, type DeviceRecord } from '../auth/store.js';
 
 export interface AuthHooks {
   authenticate: Aedes['authenticate'];
@@ -141,7 +141,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     authenticator
       .login({ username, password, clientId: client.id, ip, certificateName, isGone: () => client.closed })
       .then((result) => {
-        if (client.closed) return;
+        if (client.closed) return done(null, false);
         const session = register(client, result);
         // A change announced while this login read the device may not be in what it read.
         if (changeSeq !== seqAtStart) {
@@ -192,13 +192,12 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
 
   // --- live changes -------------------------------------------------------------------------
 
-
-  function scheduleApply(): void {
+  function scheduleApply(delayMs = CHANGE_BATCH_MS): void {
     if (timer || closed || (changedDevices.size === 0 && !anonymousChanged)) return;
     timer = setTimeout(() => {
       timer = undefined;
-      applying = applying.then(applyChanges).catch((err: unknown) => log.error({ err }, 'applying an auth change failed'));
-    }, CHANGE_BATCH_MS);
+      applying = applying.then(applyChanges);
+    }, delayMs);
   }
 
   function onChange(change: AuthChange): void {
@@ -228,13 +227,21 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     session.client.close();
   }
 
+  /** Never rejects: what could not be read (database down) is tried again a second later. */
   async function applyChanges(): Promise<void> {
     const deviceIds = [...changedDevices];
     changedDevices.clear();
     for (const id of deviceIds) {
       const set = live.get(id);
       if (!set || set.size === 0) continue;
-      const device = await loadDeviceById(db, id);
+      let device: DeviceRecord | undefined;
+      try {
+        device = await loadDeviceById(db, id);
+      } catch (err) {
+        log.error({ err, deviceId: id }, 'cannot reload a changed device; retrying');
+        changedDevices.add(id);
+        continue;
+      }
       for (const session of [...set]) {
         if (!device) revoke(session, 'device deleted');
         else if (!device.enabled) revoke(session, 'device disabled');
@@ -248,11 +255,17 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     }
     if (anonymousChanged) {
       anonymousChanged = false;
-      const role = await authenticator.anonymousRole();
-      for (const session of live.get(ANONYMOUS) ?? []) {
-        session.subject = compileSubject({ clientId: session.client.id, superuser: false, rules: role?.rules ?? [] });
+      try {
+        const role = await authenticator.anonymousRole();
+        for (const session of live.get(ANONYMOUS) ?? []) {
+          session.subject = compileSubject({ clientId: session.client.id, superuser: false, rules: role?.rules ?? [] });
+        }
+      } catch (err) {
+        log.error({ err }, 'cannot reload the anonymous role; retrying');
+        anonymousChanged = true;
       }
     }
+    scheduleApply(1000);
   }
 
   const unlisten = await db.listen(AUTH_CHANNEL, (payload) => {
