@@ -9,8 +9,6 @@ import { MqttClient, type IClientOptions } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addRule, createDevice, createRole, setEnabled, setPasswordHash, updateDevice } from '../../auth/admin.js';
 import { loadDevice } from '../../auth/store.js';
-import { createAuthHooks } from '../../broker/auth-hooks.js';
-import { DENIED_TOPIC } from '../../broker/broker.js';
 import { runAuthCommand } from '../../lib/cli-auth.js';
 import { loadConfig } from '../../lib/config.js';
 import { BACKENDS } from '../helpers/db.js';
@@ -19,28 +17,6 @@ import { collect, startTestRoost, type TestRoost } from '../helpers/roost.js';
 const fixtures = path.resolve('test/fixtures/mosquitto');
 const PASSWORDS = { admin: 'admin-test-pw', sentient_api_prod: 'api-test-pw', paragon_devices: 'devices-test-pw', legacy_sensor: 'legacy-test-pw' };
 type User = keyof typeof PASSWORDS;
-
-/**
- * Until lib/roost.ts installs broker/auth-hooks.ts itself, install it here the way broker.ts
- * wires BrokerAuth (a refused publish goes to DENIED_TOPIC, which is never forwarded).
- */
-async function ensureAuthWired(t: TestRoost): Promise<() => Promise<void>> {
-  const broker = t.roost.broker;
-  if (broker.authenticate.name !== 'defaultAuthenticate') return async () => {};
-  const hooks = await createAuthHooks({ db: t.roost.db, broker, config: loadConfig(t.env), log: t.roost.log });
-  broker.authenticate = hooks.authenticate;
-  broker.authorizeSubscribe = hooks.authorizeSubscribe;
-  const publish = broker.authorizePublish;
-  broker.authorizePublish = (client, packet, done) => {
-    if (client && !hooks.checkPublish(client, packet)) {
-      packet.topic = DENIED_TOPIC;
-      packet.retain = false;
-    }
-    publish.call(broker, client, packet, done);
-  };
-  broker.authorizeForward = (client, packet) => (packet.topic === DENIED_TOPIC ? null : hooks.authorizeForward(client, packet));
-  return () => hooks.close();
-}
 
 interface Attempt {
   client?: MqttClient;
@@ -106,13 +82,11 @@ function granted(client: MqttClient, ...filters: string[]): Promise<number[]> {
 
 describe.each(BACKENDS)('auth in the broker (%s)', (backend) => {
   let t: TestRoost;
-  let unwire: () => Promise<void>;
   const open: MqttClient[] = [];
   const keep = (c: MqttClient) => (open.push(c), c);
 
   beforeAll(async () => {
     t = await startTestRoost(backend, { env: { ROOST_BCRYPT_COST: '4' } });
-    unwire = await ensureAuthWired(t);
     const ran = await runAuthCommand(['import-mosquitto', '--passwd', path.join(fixtures, 'passwd'), '--acl', path.join(fixtures, 'acl')], {
       db: t.roost.db,
       config: loadConfig(t.env),
@@ -122,7 +96,6 @@ describe.each(BACKENDS)('auth in the broker (%s)', (backend) => {
   });
   afterAll(async () => {
     await Promise.all(open.map((c) => c.endAsync(true).catch(() => {})));
-    await unwire?.();
     await t?.stop();
   });
 
@@ -228,17 +201,14 @@ describe.each(BACKENDS)('auth in the broker (%s)', (backend) => {
 
 describe.each(BACKENDS)('brute-force throttle (%s)', (backend) => {
   let t: TestRoost;
-  let unwire: () => Promise<void>;
 
   beforeAll(async () => {
     t = await startTestRoost(backend, {
       env: { ROOST_BCRYPT_COST: '8', ROOST_AUTH_FAILURES_BEFORE_DELAY: '4', ROOST_AUTH_FAILURES_BEFORE_BLOCK: '8', ROOST_AUTH_COOLDOWN_MS: '60000' },
     });
-    unwire = await ensureAuthWired(t);
     await createDevice(t.roost.db, { username: 'gate-1', passwordHash: await bcrypt.hash('gate-pw', 8) });
   });
   afterAll(async () => {
-    await unwire?.();
     await t?.stop();
   });
 
@@ -272,16 +242,13 @@ describe.each(BACKENDS)('brute-force throttle (%s)', (backend) => {
 describe('credential cache across two Roost processes on one PostgreSQL database', () => {
   let a: TestRoost;
   let b: TestRoost;
-  const unwire: Array<() => Promise<void>> = [];
 
   beforeAll(async () => {
     a = await startTestRoost('postgres', { env: { ROOST_BCRYPT_COST: '4' } });
     b = await startTestRoost('postgres', { databaseUrl: a.env.DATABASE_URL, env: { ROOST_BCRYPT_COST: '4' } });
-    unwire.push(await ensureAuthWired(a), await ensureAuthWired(b));
     await createDevice(a.roost.db, { username: 'twin', passwordHash: await bcrypt.hash('old-pw', 4) });
   });
   afterAll(async () => {
-    for (const u of unwire) await u();
     await b?.stop();
     await a?.stop();
   });
@@ -312,16 +279,13 @@ describe('credential cache across two Roost processes on one PostgreSQL database
 
 describe('anonymous clients when ROOST_ALLOW_ANONYMOUS is on', () => {
   let t: TestRoost;
-  let unwire: () => Promise<void>;
 
   beforeAll(async () => {
     t = await startTestRoost('pglite', { env: { ROOST_ALLOW_ANONYMOUS: 'true', ROOST_ANONYMOUS_ROLE: 'guests' } });
-    unwire = await ensureAuthWired(t);
     await createRole(t.roost.db, 'guests');
     await addRule(t.roost.db, { role: 'guests', pattern: 'public/#', access: 'read' });
   });
   afterAll(async () => {
-    await unwire?.();
     await t?.stop();
   });
 

@@ -9,8 +9,6 @@ import bcrypt from 'bcrypt';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDevice } from '../../auth/admin.js';
-import { createAuthHooks } from '../../broker/auth-hooks.js';
-import { loadConfig } from '../../lib/config.js';
 import { makeDevCerts, startTestRoost, type DevCerts, type TestRoost } from '../helpers/roost.js';
 
 interface ClientCert {
@@ -53,21 +51,12 @@ async function connack(t: TestRoost, certs: DevCerts, transport: 'mqtts' | 'wss'
   });
 }
 
-/** Until lib/roost.ts installs broker/auth-hooks.ts itself (only CONNECT matters here). */
-async function ensureAuthWired(t: TestRoost): Promise<() => Promise<void>> {
-  if (t.roost.broker.authenticate.name !== 'defaultAuthenticate') return async () => {};
-  const hooks = await createAuthHooks({ db: t.roost.db, broker: t.roost.broker, config: loadConfig(t.env), log: t.roost.log });
-  t.roost.broker.authenticate = hooks.authenticate;
-  return () => hooks.close();
-}
-
 describe.each([
   { passwordRequired: false, field: 'CN' },
   { passwordRequired: true, field: 'SAN_EMAIL' },
 ])('client certificates (password required: $passwordRequired, name from $field)', ({ passwordRequired, field }) => {
   let certs: DevCerts;
   let t: TestRoost;
-  let unwire: () => Promise<void>;
   let meter: ClientCert;
   const name = field === 'CN' ? 'meter-7' : 'meter-7@devices.example';
 
@@ -83,12 +72,10 @@ describe.each([
         ROOST_BCRYPT_COST: '4',
       },
     });
-    unwire = await ensureAuthWired(t);
     await createDevice(t.roost.db, { username: name, passwordHash: await bcrypt.hash('meter-pw', 4) });
     meter = clientCert(certs, 'meter-7', { email: 'meter-7@devices.example' });
   });
   afterAll(async () => {
-    await unwire?.();
     await t?.stop();
     rmSync(certs?.dir ?? '/nonexistent', { recursive: true, force: true });
   });
