@@ -94,14 +94,26 @@ export class Authenticator {
   }
 
   private async loginWithPassword(username: string, req: LoginRequest): Promise<LoginResult> {
+    // A password this process verified before (credential cache) needs no throttle: a guesser
+    // cannot hit the cache, and a fleet reconnecting at once costs microseconds per device.
+    const known = await this.devices.get(username);
+    if (known?.passwordHash && req.password !== undefined && req.password.length > 0 && this.credentials.has(username, req.password, known.passwordHash)) {
+      return this.admitted(known, username, req);
+    }
     const verdict = this.throttle.attempt(username, req.ip);
     if (verdict.blocked) {
       throw new AuthError('ROOST_ERR_AUTH_THROTTLED', `${verdict.scope} blocked for ${Math.ceil(verdict.retryAfterMs / 1000)} s`);
     }
-    if (verdict.delayMs > 0) await sleep(verdict.delayMs);
     let device: DeviceRecord | null;
     let ok: boolean;
     try {
+      if (verdict.delayMs > 0) {
+        await sleep(verdict.delayMs);
+        const blockedMeanwhile = this.throttle.recheck(username, req.ip);
+        if (blockedMeanwhile) {
+          throw new AuthError('ROOST_ERR_AUTH_THROTTLED', `${blockedMeanwhile.scope} blocked for ${Math.ceil(blockedMeanwhile.retryAfterMs / 1000)} s`);
+        }
+      }
       if (req.isGone?.()) throw new AuthError('ROOST_ERR_NOT_AUTHORIZED', 'client left while its login was delayed');
       device = await this.devices.get(username);
       ok = await this.verify(username, req.password, device);
@@ -109,8 +121,15 @@ export class Authenticator {
       this.throttle.abandoned(username, req.ip);
       throw err;
     }
-    if (!ok || !device) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', device ? 'wrong password' : 'unknown username');
+    if (!ok || !device) {
+      this.throttle.failed(username, req.ip);
+      throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', device ? 'wrong password' : 'unknown username');
+    }
     this.throttle.succeeded(username, req.ip);
+    return this.admitted(device, username, req);
+  }
+
+  private admitted(device: DeviceRecord, username: string, req: LoginRequest): LoginResult {
     this.admit(device, req.clientId);
     if (needsUpgrade(device.passwordHash as string) && req.password !== undefined) {
       this.upgrade(device, req.password);

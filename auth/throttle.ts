@@ -5,8 +5,10 @@
  * `failuresBeforeBlock` the source is refused for `cooldownMs`. The per-IP limits are
  * `ipFactor` times higher, as one IP may be a gateway in front of many devices.
  *
- * An attempt counts as a failure from the moment it starts (and is taken back when it succeeds),
- * so a burst of parallel CONNECTs is throttled as if it were sequential.
+ * Attempts still waiting for their verdict count towards the delay (a burst of parallel guesses is
+ * slowed as if it were sequential) but only confirmed failures lead to a block, so a fleet that
+ * reconnects all at once from one gateway is delayed, never locked out. A delayed attempt checks
+ * again for a block before its password is verified.
  */
 
 export interface LoginThrottleOptions {
@@ -36,6 +38,8 @@ export interface ThrottleVerdict {
 
 interface Counter {
   failures: number;
+  /** Attempts started and not yet decided. */
+  pending: number;
   /** Start of the counting window; failures older than the cooldown are forgotten. */
   since: number;
   blockedUntil: number;
@@ -59,41 +63,65 @@ export class LoginThrottle {
   }
 
   /**
-   * Starts a login attempt: returns whether it is blocked or must wait, and counts it as a
-   * failure until `succeeded` says otherwise. A blocked attempt is not counted again.
+   * Starts a login attempt: whether it is blocked, or must wait first. It stays pending until
+   * `failed`, `succeeded` or `abandoned` says how it ended. A blocked attempt is not counted.
    */
   attempt(username: string | undefined, ip: string): ThrottleVerdict {
     const now = this.now();
     const pair = this.counter(this.pairs, pairKey(username, ip), now);
     const perIp = this.counter(this.ips, ip, now);
-    if (pair.blockedUntil > now) return blocked(pair.blockedUntil - now, 'username+ip');
-    if (perIp.blockedUntil > now) return blocked(perIp.blockedUntil - now, 'ip');
-
-    const pairDelay = this.delayFor(pair.failures, 1);
-    const ipDelay = this.delayFor(perIp.failures, this.ipFactor);
-    this.fail(pair, now, 1);
-    this.fail(perIp, now, this.ipFactor);
+    const block = this.blockOf(pair, perIp, now);
+    if (block) return block;
+    const pairDelay = this.delayFor(pair.failures + pair.pending, 1);
+    const ipDelay = this.delayFor(perIp.failures + perIp.pending, this.ipFactor);
+    pair.pending++;
+    perIp.pending++;
     const delayMs = Math.max(pairDelay, ipDelay);
     if (delayMs === 0) return { blocked: false, delayMs: 0, retryAfterMs: 0 };
     return { blocked: false, delayMs, retryAfterMs: 0, scope: pairDelay >= ipDelay ? 'username+ip' : 'ip' };
   }
 
-  /** The attempt succeeded: the pair starts afresh; the IP takes back only this attempt. */
-  succeeded(username: string | undefined, ip: string): void {
-    this.pairs.delete(pairKey(username, ip));
+  /** A pending attempt, after its delay: blocked meanwhile? (Then it is abandoned, not checked.) */
+  recheck(username: string | undefined, ip: string): ThrottleVerdict | undefined {
+    const now = this.now();
+    const pair = this.pairs.get(pairKey(username, ip));
     const perIp = this.ips.get(ip);
-    if (perIp && perIp.failures > 0 && perIp.blockedUntil <= this.now()) perIp.failures--;
+    return pair && perIp ? this.blockOf(pair, perIp, now) : undefined;
   }
 
-  /** The attempt ended without a verdict on the password (e.g. server busy): take it back. */
-  abandoned(username: string | undefined, ip: string): void {
-    for (const [map, key] of [
-      [this.pairs, pairKey(username, ip)],
-      [this.ips, ip],
-    ] as const) {
-      const c = map.get(key);
-      if (c && c.failures > 0 && c.blockedUntil <= this.now()) c.failures--;
+  /** The password was wrong: a confirmed failure, which may block the source. */
+  failed(username: string | undefined, ip: string): void {
+    const now = this.now();
+    const pair = this.counter(this.pairs, pairKey(username, ip), now);
+    const perIp = this.counter(this.ips, ip, now);
+    pair.pending = Math.max(0, pair.pending - 1);
+    perIp.pending = Math.max(0, perIp.pending - 1);
+    this.fail(pair, now, 1);
+    this.fail(perIp, now, this.ipFactor);
+  }
+
+  /** The attempt succeeded: the pair's failures are forgiven; the IP's stay. */
+  succeeded(username: string | undefined, ip: string): void {
+    const pair = this.pairs.get(pairKey(username, ip));
+    if (pair) {
+      pair.pending = Math.max(0, pair.pending - 1);
+      if (pair.blockedUntil <= this.now()) pair.failures = 0;
     }
+    const perIp = this.ips.get(ip);
+    if (perIp) perIp.pending = Math.max(0, perIp.pending - 1);
+  }
+
+  /** The attempt ended without a verdict on the password (e.g. server busy, client gone). */
+  abandoned(username: string | undefined, ip: string): void {
+    for (const c of [this.pairs.get(pairKey(username, ip)), this.ips.get(ip)]) {
+      if (c) c.pending = Math.max(0, c.pending - 1);
+    }
+  }
+
+  private blockOf(pair: Counter, perIp: Counter, now: number): ThrottleVerdict | undefined {
+    if (pair.blockedUntil > now) return blocked(pair.blockedUntil - now, 'username+ip');
+    if (perIp.blockedUntil > now) return blocked(perIp.blockedUntil - now, 'ip');
+    return undefined;
   }
 
   /** Forgets everything about a username (e.g. an administrator reset its password). */
@@ -124,13 +152,13 @@ export class LoginThrottle {
 
   private counter(map: Map<string, Counter>, key: string, now: number): Counter {
     let c = map.get(key);
-    if (c && c.blockedUntil <= now && now - c.since > this.options.cooldownMs) {
+    if (c && c.pending === 0 && c.blockedUntil <= now && now - c.since > this.options.cooldownMs) {
       map.delete(key);
       c = undefined;
     }
     if (!c) {
       if (map.size >= this.maxEntries) this.evict(map, now);
-      c = { failures: 0, since: now, blockedUntil: 0 };
+      c = { failures: 0, pending: 0, since: now, blockedUntil: 0 };
       map.set(key, c);
     }
     return c;

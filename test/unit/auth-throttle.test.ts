@@ -13,23 +13,29 @@ function throttle(extra: Partial<ConstructorParameters<typeof LoginThrottle>[0]>
     now: () => clock.now,
     ...extra,
   });
-  return { t, clock };
+  /** One attempt that ends as a wrong password. */
+  const fail = (user: string, ip: string) => {
+    const v = t.attempt(user, ip);
+    if (!v.blocked) t.failed(user, ip);
+    return v;
+  };
+  return { t, clock, fail };
 }
 
 describe('LoginThrottle', () => {
   it('lets the first failures through without delay, then delays with doubling up to the cap', () => {
-    const { t } = throttle();
-    const delays = Array.from({ length: 5 }, () => t.attempt('dev1', '10.0.0.1').delayMs);
+    const { fail } = throttle();
+    const delays = Array.from({ length: 5 }, () => fail('dev1', '10.0.0.1').delayMs);
     expect(delays).toEqual([0, 0, 0, 100, 200]);
-    const capped = throttle({ failuresBeforeBlock: 50 }).t;
-    const many = Array.from({ length: 12 }, () => capped.attempt('dev1', '10.0.0.1').delayMs);
+    const capped = throttle({ failuresBeforeBlock: 50 });
+    const many = Array.from({ length: 12 }, () => capped.fail('dev1', '10.0.0.1').delayMs);
     expect(many.slice(3, 8)).toEqual([100, 200, 400, 800, 1000]);
     expect(Math.max(...many)).toBe(1000);
   });
 
   it('blocks the (username, IP) pair after the block threshold for the cooling-off period', () => {
-    const { t, clock } = throttle();
-    for (let i = 0; i < 6; i++) expect(t.attempt('dev1', '10.0.0.1').blocked).toBe(false);
+    const { t, clock, fail } = throttle();
+    for (let i = 0; i < 6; i++) expect(fail('dev1', '10.0.0.1').blocked).toBe(false);
     const v = t.attempt('dev1', '10.0.0.1');
     expect(v).toMatchObject({ blocked: true, scope: 'username+ip', retryAfterMs: 60_000 });
     clock.now += 59_999;
@@ -39,32 +45,44 @@ describe('LoginThrottle', () => {
   });
 
   it('does not lock out the same username from another IP', () => {
-    const { t } = throttle();
-    for (let i = 0; i < 10; i++) t.attempt('dev1', '10.0.0.66');
+    const { t, fail } = throttle();
+    for (let i = 0; i < 10; i++) fail('dev1', '10.0.0.66');
     expect(t.attempt('dev1', '10.0.0.66').blocked).toBe(true);
     expect(t.attempt('dev1', '10.0.0.2')).toEqual({ blocked: false, delayMs: 0, retryAfterMs: 0 });
   });
 
   it('blocks an IP that sprays many usernames, at ipFactor times the pair limit', () => {
-    const { t } = throttle();
+    const { t, fail } = throttle();
     // 30 = 6 × 5: each username stays under its own limit.
-    for (let i = 0; i < 30; i++) expect(t.attempt(`user${i}`, '10.0.0.9').blocked).toBe(false);
+    for (let i = 0; i < 30; i++) expect(fail(`user${i}`, '10.0.0.9').blocked).toBe(false);
     expect(t.attempt('user-new', '10.0.0.9')).toMatchObject({ blocked: true, scope: 'ip' });
     expect(t.attempt('user-new', '10.0.0.10').blocked).toBe(false);
   });
 
   it('clears the pair on success so a device that mistyped once starts afresh', () => {
-    const { t } = throttle();
-    for (let i = 0; i < 5; i++) t.attempt('dev1', '10.0.0.1');
+    const { t, fail } = throttle();
+    for (let i = 0; i < 5; i++) fail('dev1', '10.0.0.1');
+    t.attempt('dev1', '10.0.0.1');
     t.succeeded('dev1', '10.0.0.1');
     expect(t.attempt('dev1', '10.0.0.1').delayMs).toBe(0);
   });
 
-  it('counts parallel attempts before they finish, so a burst is throttled like a sequence', () => {
+  it('delays a burst of parallel attempts like a sequence, but blocks only on confirmed failures', () => {
     const { t } = throttle();
     const verdicts = Array.from({ length: 8 }, () => t.attempt('dev1', '10.0.0.1'));
-    expect(verdicts.filter((v) => v.blocked)).toHaveLength(2);
-    expect(verdicts.filter((v) => v.delayMs > 0)).toHaveLength(3);
+    expect(verdicts.map((v) => v.delayMs)).toEqual([0, 0, 0, 100, 200, 400, 800, 1000]);
+    expect(verdicts.filter((v) => v.blocked)).toHaveLength(0);
+    // Six of them turn out wrong: the pair is blocked, and a delayed attempt sees it on recheck.
+    for (let i = 0; i < 6; i++) t.failed('dev1', '10.0.0.1');
+    expect(t.recheck('dev1', '10.0.0.1')).toMatchObject({ blocked: true, scope: 'username+ip' });
+  });
+
+  it('never blocks a fleet reconnecting at once when every password is right', () => {
+    const { t } = throttle();
+    const verdicts = Array.from({ length: 200 }, () => t.attempt('shared', '10.0.0.1'));
+    for (let i = 0; i < 200; i++) t.succeeded('shared', '10.0.0.1');
+    expect(verdicts.some((v) => v.blocked)).toBe(false);
+    expect(t.attempt('shared', '10.0.0.1')).toMatchObject({ blocked: false, delayMs: 0 });
   });
 
   it('takes back an abandoned attempt (server busy) without counting it as a failure', () => {
@@ -77,8 +95,8 @@ describe('LoginThrottle', () => {
   });
 
   it('forgets failures older than the window', () => {
-    const { t, clock } = throttle();
-    for (let i = 0; i < 5; i++) t.attempt('dev1', '10.0.0.1');
+    const { t, clock, fail } = throttle();
+    for (let i = 0; i < 5; i++) fail('dev1', '10.0.0.1');
     clock.now += 60_001;
     expect(t.attempt('dev1', '10.0.0.1').delayMs).toBe(0);
   });
