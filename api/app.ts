@@ -24,7 +24,10 @@ import retainedRoutes from './routes/retained.js';
 import provisioningRoutes from './routes/provisioning.js';
 import roleRoutes from './routes/roles.js';
 import statsRoutes from './routes/stats.js';
+import streamRoutes from './routes/stream.js';
+import tlsRoutes from './routes/tls.js';
 import tokenRoutes from './routes/tokens.js';
+import webhookRoutes from './routes/webhooks.js';
 
 export interface ApiContext {
   db: Db;
@@ -109,5 +112,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(liveRoutes, { prefix: '/api' });
   await app.register(retainedRoutes, { prefix: '/api' });
   await app.register(auditRoutes, { prefix: '/api' });
+  await app.register(webhookRoutes, { prefix: '/api' });
+  await app.register(streamRoutes, { prefix: '/api' });
+  await app.register(tlsRoutes, { prefix: '/api' });
   return app;
 }

@@ -1,8 +1,9 @@
 /**
  * Where a connection enters Roost: MQTT over TCP, TLS, WebSocket and secure WebSocket.
  * WebSocket uses ws 8 + createWebSocketStream (websocket-stream pulls in ws 3, CVE-2024-37890).
+ * TLS credentials come from broker/tls.ts; a reload swaps the secure context of the TLS servers
+ * (new handshakes) and leaves established connections alone.
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -10,14 +11,7 @@ import tls from 'node:tls';
 import type { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../lib/log.js';
-
-export interface TlsFiles {
-  cert: string;
-  key: string;
-  /** CA of client certificates; when set, clients are asked for a certificate. */
-  ca?: string;
-  requireClientCert?: boolean;
-}
+import type { TlsCredentials } from './tls.js';
 
 export interface ListenerOptions {
   host: string;
@@ -26,7 +20,7 @@ export interface ListenerOptions {
   wsPort: number | 'off';
   wssPort: number | 'off';
   wsPath: string;
-  tls?: TlsFiles;
+  tls?: TlsCredentials;
 }
 
 export type ListenerName = 'mqtt' | 'mqtts' | 'ws' | 'wss';
@@ -48,12 +42,9 @@ function listen(server: net.Server, port: number, host: string): Promise<number>
   });
 }
 
-function tlsOptions(files: TlsFiles): tls.TlsOptions {
-  return {
-    cert: readFileSync(files.cert),
-    key: readFileSync(files.key),
-    ...(files.ca ? { ca: readFileSync(files.ca), requestCert: true, rejectUnauthorized: Boolean(files.requireClientCert) } : {}),
-  };
+/** The open listeners, e.g. ["mqtts:8883", "wss:8081"] (TLS-only mode shows no plain one). */
+export function openListeners(ports: Listeners['ports']): string[] {
+  return (['mqtt', 'mqtts', 'ws', 'wss'] as const).filter((n) => ports[n] !== undefined).map((n) => `${n}:${ports[n]}`);
 }
 
 function attachWebSocket(server: http.Server | https.Server, broker: Aedes, path: string, log: Logger): WebSocketServer {
@@ -70,6 +61,7 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
   const servers: net.Server[] = [];
   const sockets: WebSocketServer[] = [];
   const ports: Listeners['ports'] = {};
+  let stopReloads = () => {};
   const handle = (conn: net.Socket) => broker.handle(conn);
 
   try {
@@ -85,28 +77,38 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
       ports.ws = await listen(server, opts.wsPort, opts.host);
     }
     if (opts.tls) {
-      const tlsOpts = tlsOptions(opts.tls);
+      const credentials = opts.tls;
+      const tlsServers: tls.Server[] = [];
       if (opts.mqttsPort !== 'off') {
-        const server = tls.createServer(tlsOpts, handle);
+        const server = tls.createServer(credentials.serverOptions(), handle);
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
         servers.push(server);
+        tlsServers.push(server);
         ports.mqtts = await listen(server, opts.mqttsPort, opts.host);
       }
       if (opts.wssPort !== 'off') {
-        const server = https.createServer(tlsOpts, (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
+        const server = https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
+        server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
         sockets.push(attachWebSocket(server, broker, opts.wsPath, log));
         servers.push(server);
+        tlsServers.push(server);
         ports.wss = await listen(server, opts.wssPort, opts.host);
       }
+      stopReloads = credentials.onReload((options) => {
+        for (const server of tlsServers) server.setSecureContext(options);
+      });
     }
   } catch (err) {
+    stopReloads();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     throw err;
   }
+  log.info({ listeners: openListeners(ports) }, 'MQTT listeners open');
 
   return {
     ports,
     async close() {
+      stopReloads();
       for (const ws of sockets) ws.close();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     },

@@ -55,6 +55,25 @@ const redisUrl = z.string().refine(
   },
   { message: 'must be a redis:// URL' },
 );
+/** "cert.pem:key.pem,cert2.pem:key2.pem" → pairs of readable files. */
+const certificatePairs = z.string().transform((value, ctx) => {
+  const pairs: Array<{ cert: string; key: string }> = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [cert, key, ...rest] = item.split(':');
+    if (!cert || !key || rest.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not CERT_FILE:KEY_FILE` });
+      return z.NEVER;
+    }
+    for (const file of [cert, key]) {
+      if (!readableFile.safeParse(file).success) {
+        ctx.addIssue({ code: 'custom', message: `${file}: file is not readable` });
+        return z.NEVER;
+      }
+    }
+    pairs.push({ cert, key });
+  }
+  return pairs;
+});
 const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -73,6 +92,11 @@ export const SETTINGS = {
   ROOST_TLS_REQUIRE_CLIENT_CERT: [bool, false, 'Refuse TLS clients without a certificate signed by ROOST_TLS_CA'],
   ROOST_TLS_CERT_USERNAME_FIELD: [z.enum(['CN', 'SAN_DNS', 'SAN_EMAIL', 'SAN_URI']), 'CN', 'Certificate field that names the device'],
   ROOST_TLS_CERT_PASSWORD_REQUIRED: [bool, true, 'Whether a device with a verified certificate must still send its password'],
+  ROOST_TLS_EXTRA_PAIRS: [certificatePairs, '', 'More certificate pairs served beside ROOST_TLS_CERT/KEY (e.g. RSA beside ECDSA): comma-separated CERT_FILE:KEY_FILE'],
+  ROOST_TLS_MIN_VERSION: [z.enum(['TLSv1.2', 'TLSv1.3']), 'TLSv1.2', 'Oldest TLS version accepted'],
+  ROOST_TLS_CIPHERS: [z.string().min(1).optional(), undefined, "OpenSSL cipher list of the TLS listeners (default: Node's)"],
+  ROOST_TLS_WATCH_MS: [nonNegativeInt, 10_000, 'How often the certificate files are checked for a change, which reloads them (0: only SIGHUP and the API)'],
+  ROOST_TLS_ONLY: [bool, false, 'Only the TLS listeners (MQTTS, WSS): plain MQTT and WebSocket stay closed whatever their ports say'],
   ROOST_PUBLIC_HOST: [z.string().min(1).optional(), undefined, 'Host name devices should connect to, told to them at provisioning (default: the Host header of the request)'],
   ROOST_PUBLIC_CA_CERT: [readableFile.optional(), undefined, 'PEM CA certificate handed to provisioned devices so they can verify the server'],
   ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
@@ -104,6 +128,10 @@ export const SETTINGS = {
   ROOST_STORE_QUEUE_MAX_BYTES: [positiveInt, 64 * 1024 * 1024, 'Payload bytes waiting to be stored before publishing sockets are paused'],
   ROOST_PARTITION_DAYS: [positiveInt, 1, 'Days per partition of the messages table'],
   ROOST_RETENTION_DAYS: [nonNegativeInt, 0, 'Drop message partitions older than this many days (0 keeps everything)'],
+  // Webhooks
+  ROOST_WEBHOOK_RETENTION_S: [positiveInt, 86_400, 'Default retention of a new webhook: undelivered events older than this are dropped and counted'],
+  ROOST_WEBHOOK_MAX_BACKOFF_MS: [positiveInt, 300_000, 'Longest wait between delivery attempts to a failing webhook'],
+  ROOST_WEBHOOK_CONCURRENCY: [positiveInt, 8, 'Webhooks one process delivers to at once (each hook has one request in flight)'],
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -138,5 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(c.ROOST_TLS_CERT) !== Boolean(c.ROOST_TLS_KEY)) {
     throw new ConfigError(c.ROOST_TLS_CERT ? 'ROOST_TLS_KEY' : 'ROOST_TLS_CERT', 'TLS needs both ROOST_TLS_CERT and ROOST_TLS_KEY');
   }
+  if (c.ROOST_TLS_ONLY && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_TLS_ONLY', 'TLS-only mode needs ROOST_TLS_CERT and ROOST_TLS_KEY');
+  if (c.ROOST_TLS_EXTRA_PAIRS.length > 0 && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_TLS_EXTRA_PAIRS', 'extra pairs need ROOST_TLS_CERT and ROOST_TLS_KEY');
   return c;
 }

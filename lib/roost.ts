@@ -16,6 +16,8 @@ import { startSysStats } from '../broker/sys-stats.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
 import { ActivityRecorder } from '../broker/activity.js';
+import { TlsCredentials, tlsByBroker } from '../broker/tls.js';
+import { startWebhooks } from '../broker/webhooks.js';
 import type { Config } from './config.js';
 import { openDb, type Db } from './db/index.js';
 import { migrate } from './db/migrate.js';
@@ -89,6 +91,24 @@ export async function startApiOnly(config: Config, opts: { log?: Logger } = {}):
   }
 }
 
+/** TLS credentials of the listeners, reloaded on SIGHUP, on a file change and by the API. */
+function startTls(config: Config, broker: Aedes, log: Logger): TlsCredentials {
+  const tls = new TlsCredentials(
+    {
+      pairs: [{ cert: config.ROOST_TLS_CERT!, key: config.ROOST_TLS_KEY! }, ...config.ROOST_TLS_EXTRA_PAIRS],
+      ca: config.ROOST_TLS_CA,
+      requireClientCert: config.ROOST_TLS_REQUIRE_CLIENT_CERT,
+      minVersion: config.ROOST_TLS_MIN_VERSION,
+      ciphers: config.ROOST_TLS_CIPHERS,
+    },
+    log.child({ component: 'tls' }),
+  );
+  tls.watch(config.ROOST_TLS_WATCH_MS);
+  tls.reloadOnSignal('SIGHUP');
+  tlsByBroker.set(broker, tls);
+  return tls;
+}
+
 export async function openConfiguredDb(config: Config): Promise<Db> {
   try {
     return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
@@ -158,16 +178,25 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     const stopSysStats = startSysStats(broker, metrics, config.ROOST_SYS_INTERVAL_S);
     cleanups.push(async () => stopSysStats());
 
-    const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY
-      ? { cert: config.ROOST_TLS_CERT, key: config.ROOST_TLS_KEY, ca: config.ROOST_TLS_CA, requireClientCert: config.ROOST_TLS_REQUIRE_CLIENT_CERT }
-      : undefined;
+    const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY ? startTls(config, broker, log) : undefined;
+    if (tls) cleanups.push(async () => tls.close());
+    const webhooks = await startWebhooks({
+      db,
+      broker,
+      metrics,
+      log: log.child({ component: 'webhooks' }),
+      usernameOf: roostBroker.usernameOf,
+      maxBackoffMs: config.ROOST_WEBHOOK_MAX_BACKOFF_MS,
+      concurrency: config.ROOST_WEBHOOK_CONCURRENCY,
+    });
+    cleanups.push(() => webhooks.close());
     const listeners = await startListeners(
       broker,
       {
         host: config.ROOST_HOST,
-        mqttPort: config.ROOST_MQTT_PORT,
+        mqttPort: config.ROOST_TLS_ONLY ? 'off' : config.ROOST_MQTT_PORT,
         mqttsPort: config.ROOST_MQTTS_PORT,
-        wsPort: config.ROOST_WS_PORT,
+        wsPort: config.ROOST_TLS_ONLY ? 'off' : config.ROOST_WS_PORT,
         wssPort: config.ROOST_WSS_PORT,
         wsPath: config.ROOST_WS_PATH,
         tls,

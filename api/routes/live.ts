@@ -2,13 +2,13 @@
  * The live broker: connected clients (and kicking one), publishing over HTTP, and a Server-Sent
  * Events stream of live messages for a topic filter under the same ACL as MQTT.
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { AedesPublishPacket } from 'aedes';
-import { compileSubject, decideRead, decideSubscribe, type CompiledSubject } from '../../auth/acl.js';
-import { isAuthError } from '../../auth/errors.js';
+import { decideRead, decideSubscribe } from '../../auth/acl.js';
 import { audit } from '../audit.js';
-import { bearerSecurity, bearerToken, principalFromToken, requireRole } from '../auth.js';
+import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
+import { readerOf } from '../readers.js';
 import { jsonPayload } from '../../broker/store-writer.js';
 
 const clientSchema = {
@@ -30,7 +30,7 @@ export function livePayload(payload: Buffer): { encoding: 'json' | 'base64'; pay
 }
 
 const liveRoutes: FastifyPluginAsync = async (app) => {
-  const { presence, broker, authenticator, db } = app.roost;
+  const { presence, broker, db } = app.roost;
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 503: { $ref: 'error#' } };
   const needBroker = () => {
     if (!presence || !broker) throw new ApiErrors.brokerAbsent();
@@ -94,27 +94,6 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     await audit(db, req, 'message.publish', b.topic, { qos: b.qos, retain: b.retain, bytes: payload.length });
     return reply.code(202).send({ topic: b.topic, bytes: payload.length });
   });
-
-  /** Who reads the stream: an API token reads everything; device credentials read what its ACL allows. */
-  async function readerOf(req: FastifyRequest): Promise<CompiledSubject | 'all'> {
-    const token = bearerToken(req);
-    if (token) {
-      if (await principalFromToken(db, token)) return 'all';
-      throw new ApiErrors.unauthorized();
-    }
-    const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    if (!basic || !authenticator) throw new ApiErrors.unauthorized();
-    const text = Buffer.from(basic, 'base64').toString('utf8');
-    const colon = text.indexOf(':');
-    const username = text.slice(0, colon);
-    try {
-      const result = await authenticator.login({ username, password: text.slice(colon + 1), clientId: `sse:${username}`, ip: req.ip });
-      return compileSubject({ username, clientId: `sse:${username}`, superuser: result.superuser, rules: result.rules });
-    } catch (e) {
-      if (isAuthError(e)) throw new ApiErrors.unauthorized();
-      throw e;
-    }
-  }
 
   app.get<{ Querystring: { filter: string } }>('/stream/live', {
     schema: {
