@@ -16,6 +16,7 @@ import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
 import auditRoutes from './routes/audit.js';
+import clusterRoutes from './routes/cluster.js';
 import deviceRoutes from './routes/devices.js';
 import healthRoutes from './routes/health.js';
 import liveRoutes from './routes/live.js';
@@ -115,5 +116,6 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(webhookRoutes, { prefix: '/api' });
   await app.register(streamRoutes, { prefix: '/api' });
   await app.register(tlsRoutes, { prefix: '/api' });
+  await app.register(clusterRoutes, { prefix: '/api' });
   return app;
 }

@@ -106,6 +106,7 @@ export const SETTINGS = {
   ROOST_DB_POOL_SIZE: [positiveInt, 10, 'Connections to PostgreSQL'],
   REDIS_URL: [redisUrl.optional(), undefined, 'Redis URL; switches sessions to Redis and joins the cluster of nodes on it'],
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
+  ROOST_NODE_ADDRESS: [z.string().min(1).optional(), undefined, 'Address of this node shown in the cluster view, GET /api/cluster/nodes (default: host name:MQTT port)'],
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
   ROOST_SYS_INTERVAL_S: [nonNegativeInt, 10, 'Seconds between broker statistics on $SYS/roost/<node>/... (0 turns them off)'],
   ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],

@@ -12,6 +12,8 @@ import { createMetrics, type Metrics } from '../broker/metrics.js';
 import { createSessionStore } from '../broker/session-store.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { createPresence, type Presence } from '../broker/presence.js';
+import { joinCluster } from '../broker/cluster.js';
+import { openClusterRegistry } from '../broker/cluster-registry.js';
 import { startSysStats } from '../broker/sys-stats.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
@@ -73,6 +75,7 @@ export async function startApiOnly(config: Config, opts: { log?: Logger } = {}):
     await migrate(db);
     const { PasswordHasher } = await import('../auth/credentials.js');
     const hasher = new PasswordHasher({ cost: config.ROOST_BCRYPT_COST, concurrency: config.ROOST_BCRYPT_CONCURRENCY, queue: config.ROOST_BCRYPT_QUEUE });
+    const cluster = config.REDIS_URL ? openClusterRegistry(config.REDIS_URL, db) : undefined;
     const api = await buildApi({ db, config, hasher, log });
     await api.listen({ port: config.ROOST_API_PORT === 'off' ? 3000 : config.ROOST_API_PORT, host: config.ROOST_API_HOST });
     const port = (api.server.address() as { port: number }).port;
@@ -82,6 +85,7 @@ export async function startApiOnly(config: Config, opts: { log?: Logger } = {}):
       port,
       async close() {
         await api.close();
+        await cluster?.close();
         await db.close();
       },
     };
@@ -204,6 +208,11 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       log,
     );
     const ports: Roost['ports'] = { ...listeners.ports };
+    if (config.REDIS_URL) {
+      const clusterLog = log.child({ component: 'cluster' });
+      const node = await joinCluster({ redisUrl: config.REDIS_URL, db, broker, presence, metrics, address: config.ROOST_NODE_ADDRESS, mqttPort: listeners.ports.mqtt, log: clusterLog });
+      cleanups.push(() => node.leave());
+    }
 
     let api: FastifyInstance | undefined;
     if (config.ROOST_API_PORT !== 'off') {

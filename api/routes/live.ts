@@ -10,6 +10,7 @@ import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
 import { readerOf } from '../readers.js';
 import { jsonPayload } from '../../broker/store-writer.js';
+import { clusterByDb } from '../../broker/cluster-registry.js';
 
 const clientSchema = {
   type: 'object',
@@ -21,6 +22,7 @@ const clientSchema = {
     connected_at: { type: 'string', format: 'date-time' },
     clean: { type: 'boolean' },
     subscriptions: { type: 'array', items: { type: 'object', properties: { topic: { type: 'string' }, qos: { type: 'integer' } } } },
+    node: { type: 'string', description: 'The node holding the connection (cluster mode)' },
   },
 } as const;
 
@@ -41,7 +43,10 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     preHandler: requireRole('viewer'),
     schema: { tags: ['live'], security: bearerSecurity, response: { 200: { type: 'object', properties: { items: { type: 'array', items: clientSchema } } }, ...err } },
   }, async () => {
-    const items = needBroker().presence.list().map((c) => ({
+    // In a cluster, every node's clients (broker/cluster-registry.ts); else this process's broker.
+    const cluster = clusterByDb.get(db);
+    const live = cluster ? await cluster.clients() : needBroker().presence.list();
+    const items = live.map((c) => ({
       client_id: c.clientId,
       username: c.username,
       ip: c.ip,
@@ -49,6 +54,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
       connected_at: c.connectedAt,
       clean: c.clean,
       subscriptions: c.subscriptions,
+      ...('node' in c ? { node: c.node } : {}),
     }));
     return { items: items.sort((a, b) => a.client_id.localeCompare(b.client_id)) };
   });
@@ -57,7 +63,9 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     preHandler: requireRole('admin'),
     schema: { tags: ['live'], security: bearerSecurity, params: { type: 'object', properties: { clientId: { type: 'string' } } }, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
-    if (!needBroker().presence.kick(req.params.clientId)) throw new ApiErrors.notFound(`connected client ${req.params.clientId}`);
+    const cluster = clusterByDb.get(db);
+    const kicked = cluster ? await cluster.kick(req.params.clientId) : needBroker().presence.kick(req.params.clientId);
+    if (!kicked) throw new ApiErrors.notFound(`connected client ${req.params.clientId}`);
     await audit(db, req, 'client.kick', req.params.clientId);
     return reply.code(204).send();
   });

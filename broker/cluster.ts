@@ -1,0 +1,148 @@
+/**
+ * Cluster mode (REDIS_URL): several Roost nodes on one Redis and one PostgreSQL behave as one broker.
+ * Who does what:
+ *   publishes between nodes     mqemitter-redis (session-store.ts)
+ *   sessions, queues, retained  aedes-persistence-redis (session-store.ts)
+ *   one client id lives once    Aedes: a node announces `$SYS/<node>/new/clients` on the bus and the
+ *                               node holding an older connection with that id closes it (MQTT-3.1.4-2)
+ *   stored once                 only the node that received a PUBLISH from its client stores it
+ *                               (broker.ts authorizePublish); copies from the bus skip that hook
+ *   auth changes                PostgreSQL NOTIFY 'roost_auth' (auth-hooks.ts), heard by every node
+ *   this file                   the node's heartbeat and client list in Redis, and the admin commands
+ *                               (cluster-registry.ts) it obeys
+ */
+import os from 'node:os';
+import type { Aedes, Client } from 'aedes';
+import { Redis } from 'ioredis';
+import type { Db } from '../lib/db/index.js';
+import type { Logger } from '../lib/log.js';
+import type { Metrics } from './metrics.js';
+import type { Presence } from './presence.js';
+import {
+  CLUSTER_CHANNEL,
+  ClusterRegistry,
+  NODE_DOWN_AFTER_MS,
+  NODE_HEARTBEAT_MS,
+  clusterByDb,
+  clusterKeys,
+  parseClusterCommand,
+  toClientRecord,
+  type NodeRecord,
+} from './cluster-registry.js';
+
+export interface ClusterNodeOptions {
+  redisUrl: string;
+  db: Db;
+  broker: Aedes;
+  presence: Presence;
+  metrics: Metrics;
+  /** host:port shown in the cluster view (default: this host's name and MQTT port). */
+  address?: string;
+  mqttPort?: number;
+  log: Logger;
+}
+
+export interface ClusterNode {
+  id: string;
+  registry: ClusterRegistry;
+  /** Marks this node stopped and removes its client list (graceful shutdown). */
+  leave(): Promise<void>;
+}
+
+export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode> {
+  const { broker, presence, db, log } = opts;
+  const id = broker.id;
+  const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2 });
+  redis.on('error', (err: Error) => log.debug({ err: err.message }, 'cluster registry connection error'));
+  const registry = new ClusterRegistry(redis, db);
+  const clientsKey = clusterKeys.clients(id);
+  let leaving = false;
+
+  // Per-node Prometheus series: every metric of this process carries node="<id>".
+  opts.metrics.registry.setDefaultLabels({ node: id });
+
+  // Rates for the cluster view: publishes from this node's clients in, messages written to them out.
+  let received = 0;
+  let delivered = 0;
+  broker.on('publish', (_packet, client) => {
+    if (client) received++;
+  });
+  const authorizeForward = broker.authorizeForward.bind(broker);
+  broker.authorizeForward = (client, packet) => {
+    const forwarded = authorizeForward(client, packet);
+    if (forwarded) delivered++;
+    return forwarded;
+  };
+
+  // The client list: written when a client is ready (its session restored) and when its
+  // subscriptions change, deleted when it goes. Failures only make the view stale.
+  const warn = (what: string) => (err: Error) => {
+    if (!leaving) log.warn({ err: err.message }, `cluster registry: ${what} failed`);
+  };
+  const putClient = (client: Client) => {
+    const live = presence.get(client.id);
+    if (live && !leaving) redis.hset(clientsKey, client.id, JSON.stringify(toClientRecord(live))).catch(warn('client update'));
+  };
+  broker.on('clientReady', putClient);
+  broker.on('subscribe', (_subs, client) => putClient(client));
+  broker.on('unsubscribe', (_subs, client) => putClient(client));
+  broker.on('clientDisconnect', (client) => {
+    // A takeover on this node registers the new connection after the old one left: keep the new one.
+    if (!leaving && !presence.get(client.id)) redis.hdel(clientsKey, client.id).catch(warn('client removal'));
+  });
+
+  const since = Date.now();
+  const address = opts.address ?? `${os.hostname()}:${opts.mqttPort ?? '-'}`;
+  let last = { at: since, received: 0, delivered: 0 };
+  const record = (): NodeRecord => {
+    const now = Date.now();
+    const seconds = Math.max(0.001, (now - last.at) / 1000);
+    const rates = {
+      msgInPerSec: Math.round(((received - last.received) / seconds) * 10) / 10,
+      msgOutPerSec: Math.round(((delivered - last.delivered) / seconds) * 10) / 10,
+    };
+    last = { at: now, received, delivered };
+    return { id, address, since, lastSeen: now, connections: broker.connectedClients, ...rates };
+  };
+  const heartbeat = () =>
+    redis
+      .multi()
+      .hset(clusterKeys.nodes, id, JSON.stringify(record()))
+      .set(clusterKeys.alive(id), String(since), 'PX', NODE_DOWN_AFTER_MS)
+      .exec();
+
+  // A node restarting under its old id starts with an empty client list.
+  await redis.del(clientsKey);
+  await heartbeat();
+  const timer = setInterval(() => {
+    heartbeat().catch(warn('heartbeat'));
+  }, NODE_HEARTBEAT_MS);
+  timer.unref();
+
+  const unlisten = await db.listen(CLUSTER_CHANNEL, (payload) => {
+    const command = parseClusterCommand(payload);
+    if (command?.kind === 'kick' && presence.kick(command.clientId)) {
+      log.info({ clientId: command.clientId }, 'client kicked by an admin command');
+    }
+  });
+
+  clusterByDb.set(db, registry);
+  log.info({ node: id, address }, 'joined the cluster');
+  return {
+    id,
+    registry,
+    async leave() {
+      leaving = true;
+      clearInterval(timer);
+      await unlisten().catch(() => {});
+      clusterByDb.delete(db);
+      await redis
+        .multi()
+        .hset(clusterKeys.nodes, id, JSON.stringify({ ...record(), connections: 0, stoppedAt: Date.now() } satisfies NodeRecord))
+        .del(clusterKeys.alive(id), clientsKey)
+        .exec()
+        .catch(warn('leave'));
+      redis.disconnect();
+    },
+  };
+}
