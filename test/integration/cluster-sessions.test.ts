@@ -1,0 +1,68 @@
+/**
+ * One client id lives once in a cluster: connecting on another node takes the session over (the old
+ * connection is closed, MQTT-3.1.4-2), and a clean=false session's queued QoS 1 messages follow the
+ * client to whichever node it comes back on, in order, and are not delivered again once acknowledged.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectTo, nodeApi, recorder, startTestCluster, waitFor, type TestCluster } from '../helpers/cluster.js';
+
+describe('sessions across three nodes', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster();
+    await cluster.startNode('node-a');
+    await Promise.all([cluster.startNode('node-b'), cluster.startNode('node-c')]);
+  }, 90_000);
+  afterAll(async () => cluster?.stop());
+
+  it('closes the older connection when the same client id connects on another node', async () => {
+    const [a, b] = cluster.nodes;
+    const first = await connectTo(a, { clientId: 'roamer-1', clean: false });
+    const closed = new Promise<number>((resolve) => first.once('close', () => resolve(Date.now())));
+    const second = await connectTo(b, { clientId: 'roamer-1', clean: false });
+    const connectedAt = Date.now();
+    const closedAt = await Promise.race([closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('old connection still open')), 3000))]);
+    expect(closedAt - connectedAt).toBeLessThan(1000);
+    // The cluster's client list shows it once, on node B.
+    await waitFor('the list to show roamer-1 on node-b only', async () => {
+      const res = await nodeApi(cluster, a, 'GET', '/api/clients');
+      const mine = (res.body.items as Array<{ client_id: string; node: string }>).filter((c) => c.client_id === 'roamer-1');
+      return mine.length === 1 && mine[0].node === 'node-b';
+    }, 3000);
+    expect(second.connected).toBe(true);
+    await second.endAsync();
+    first.end(true);
+  });
+
+  it('delivers queued QoS 1 messages in order on the node the client comes back to, and never again once acknowledged', async () => {
+    const [a, b, c] = cluster.nodes;
+    const clientId = 'roamer-2';
+    const away = await connectTo(a, { clientId, clean: false });
+    await away.subscribeAsync('roam/#', { qos: 1 });
+    await away.endAsync();
+
+    const pub = await connectTo(c);
+    for (let i = 0; i < 50; i++) await pub.publishAsync('roam/seq', String(i), { qos: 1 });
+
+    const back = await connectTo(b, { clientId, clean: false });
+    expect(back.connected).toBe(true);
+    const got = recorder(back);
+    await waitFor('the 50 queued messages on node B', () => got.messages.length >= 50, 10_000);
+    // Live messages after the queue, still in order.
+    for (let i = 50; i < 60; i++) await pub.publishAsync('roam/seq', String(i), { qos: 1 });
+    await waitFor('the 10 live ones', () => got.messages.length >= 60, 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.messages.map((m) => Number(m.payload))).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    await back.endAsync(); // MQTT.js acknowledged each on arrival; DISCONNECT after the PUBACKs
+
+    // Back on a third node: the session (subscription) is there, nothing acknowledged comes again.
+    const again = await connectTo(a, { clientId, clean: false });
+    const later = recorder(again);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(later.messages).toEqual([]);
+    await pub.publishAsync('roam/seq', 'after', { qos: 1 });
+    await waitFor('a new message through the restored subscription', () => later.messages.length >= 1, 5000);
+    expect(later.messages.map((m) => m.payload)).toEqual(['after']);
+    await Promise.all([again.endAsync(), pub.endAsync()]);
+  });
+});
