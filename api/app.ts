@@ -16,6 +16,7 @@ import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
 import auditRoutes from './routes/audit.js';
+import browserTokenRoutes from './routes/browser-tokens.js';
 import clusterRoutes from './routes/cluster.js';
 import deviceRoutes from './routes/devices.js';
 import healthRoutes from './routes/health.js';
@@ -28,6 +29,7 @@ import statsRoutes from './routes/stats.js';
 import streamRoutes from './routes/stream.js';
 import tlsRoutes from './routes/tls.js';
 import tokenRoutes from './routes/tokens.js';
+import uiRoutes from './routes/ui.js';
 import webhookRoutes from './routes/webhooks.js';
 
 export interface ApiContext {
@@ -116,6 +118,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(webhookRoutes, { prefix: '/api' });
   await app.register(streamRoutes, { prefix: '/api' });
   await app.register(tlsRoutes, { prefix: '/api' });
+  await app.register(browserTokenRoutes, { prefix: '/api' });
+  await app.register(uiRoutes);
   await app.register(clusterRoutes, { prefix: '/api' });
   return app;
 }

@@ -6,6 +6,8 @@
  *   4. verify       the password (credential cache, then bcrypt / Mosquitto hash off the event loop)
  *   5. admit        enabled? client id allowed? (after the password, so a guess learns nothing)
  *   6. upgrade      a Mosquitto hash becomes bcrypt; last_seen is recorded
+ * A password that is a browser token (auth/browser-tokens.ts) skips 2-6: it is looked up, and
+ * admits its `browser:<id>` username with read rules only.
  * Every refusal is an AuthError whose code the log shows; the client sees only its CONNACK code.
  */
 import type { Db } from '../lib/db/index.js';
@@ -15,6 +17,7 @@ import { CredentialCache, needsUpgrade, PasswordHasher } from './credentials.js'
 import { DeviceCache } from './device-cache.js';
 import { AuthError } from './errors.js';
 import { LoginThrottle } from './throttle.js';
+import { browserTokenSubject, findBrowserToken, isBrowserToken } from './browser-tokens.js';
 import { loadRole, touchLastSeen, upgradePasswordHash, type DeviceRecord, type RoleRecord } from './store.js';
 
 export interface LoginRequest {
@@ -29,7 +32,7 @@ export interface LoginRequest {
 }
 
 export type LoginResult =
-  | { kind: 'device'; device: DeviceRecord; username: string; superuser: boolean; rules: AclRule[]; via: 'password' | 'certificate' }
+  | { kind: 'device'; device: DeviceRecord; username: string; superuser: boolean; rules: AclRule[]; via: 'password' | 'certificate' | 'browser-token' }
   | { kind: 'anonymous'; superuser: false; rules: AclRule[] };
 
 export interface AuthenticatorOptions {
@@ -76,7 +79,19 @@ export class Authenticator {
     }
     const name = username ?? req.certificateName;
     if (name === undefined) return this.loginAnonymously();
+    if (isBrowserToken(req.password)) return this.loginWithBrowserToken(name, req);
     return this.loginWithPassword(name, req);
+  }
+
+  /**
+   * No throttle: a 256-bit token cannot be guessed, and a page retrying with an expired one must
+   * not get its IP (and the devices behind it) blocked.
+   */
+  private async loginWithBrowserToken(username: string, req: LoginRequest): Promise<LoginResult> {
+    const token = await findBrowserToken(this.options.db, req.password as Buffer | string);
+    if (!token) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', 'unknown or expired browser token');
+    if (token.username !== username) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', `browser token of ${token.username}`);
+    return { kind: 'device', device: browserTokenSubject(token), username, superuser: false, rules: token.rules, via: 'browser-token' };
   }
 
   private async loginAnonymously(): Promise<LoginResult> {

@@ -74,6 +74,25 @@ const certificatePairs = z.string().transform((value, ctx) => {
   }
   return pairs;
 });
+/** "https://app.example.com,http://localhost:3000" → normalised origins (scheme://host[:port]). */
+const originList = z.string().transform((value, ctx) => {
+  const origins: string[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    let origin: string | undefined;
+    try {
+      const u = new URL(item);
+      if ((u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search) origin = u.origin;
+    } catch {
+      // reported below
+    }
+    if (!origin) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not an origin like https://app.example.com` });
+      return z.NEVER;
+    }
+    origins.push(origin);
+  }
+  return origins;
+});
 const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -86,6 +105,9 @@ export const SETTINGS = {
   ROOST_WS_PORT: [listenerPort, 8080, 'MQTT over WebSocket port'],
   ROOST_WSS_PORT: [listenerPort, 8081, 'MQTT over secure WebSocket port; starts when TLS is configured'],
   ROOST_WS_PATH: [z.string().startsWith('/'), '/mqtt', 'HTTP path of the WebSocket listeners'],
+  ROOST_WS_ALLOWED_ORIGINS: [originList, '', 'Comma-separated web origins whose pages may open MQTT WebSockets (others get 403; requests without an Origin header, i.e. not from a browser, are let in); empty allows any'],
+  ROOST_BROWSER_TOKEN_TTL_S: [positiveInt, 900, 'Lifetime of a browser token (POST /api/browser-tokens) unless the request asks for less'],
+  ROOST_BROWSER_TOKEN_MAX_TTL_S: [positiveInt, 86_400, 'Longest lifetime a browser token may ask for'],
   ROOST_TLS_CERT: [readableFile.optional(), undefined, 'PEM server certificate (chain) for TLS and WSS'],
   ROOST_TLS_KEY: [readableFile.optional(), undefined, 'PEM private key for TLS and WSS'],
   ROOST_TLS_CA: [readableFile.optional(), undefined, 'PEM CA that signs client certificates (enables client-certificate login)'],
