@@ -24,7 +24,9 @@ export async function createSessionStore(opts: { db: Db; redisUrl?: string; log:
     const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js');
     const MQEmitterRedis = require('mqemitter-redis');
     const conn = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
-    const persistence = new AsyncRedisPersistence({ conn });
+    // The package sends only the first 1,000 queued messages at CONNECT (the rest wait for the next
+    // one); a client back from a lost node must get its whole queue, as with sessions in the database.
+    const persistence = new AsyncRedisPersistence({ conn, maxSessionDelivery: 100_000 });
     // Aedes 1.2's SUBSCRIBE handler pipes the retained stream; the Redis persistence returns an
     // async generator (no .pipe), so hand Aedes a Readable over it.
     const retainedOf = persistence.createRetainedStreamCombi.bind(persistence);
