@@ -8,19 +8,23 @@ import { createHmac, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AuthError } from './errors.js';
+import { isEmqxHash, verifyEmqxHash } from './emqx.js';
 import { isMosquittoHash, verifyMosquittoHash } from './mosquitto.js';
 
-export type HashKind = 'bcrypt' | 'mosquitto';
+/** 'emqx': EMQX salted SHA / PBKDF2 hashes, and go-auth PBKDF2-SHA256 (auth/emqx.ts). */
+export type HashKind = 'bcrypt' | 'mosquitto' | 'emqx';
 
 export function hashKind(hash: string): HashKind | undefined {
   if (/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash)) return 'bcrypt';
   if (isMosquittoHash(hash)) return 'mosquitto';
+  if (isEmqxHash(hash)) return 'emqx';
   return undefined;
 }
 
 /** A stored hash that should be replaced by a bcrypt hash after the next successful login. */
 export function needsUpgrade(hash: string): boolean {
-  return hashKind(hash) === 'mosquitto';
+  const kind = hashKind(hash);
+  return kind === 'mosquitto' || kind === 'emqx';
 }
 
 export interface PasswordHasherOptions {
@@ -62,6 +66,7 @@ export class PasswordHasher {
     const kind = hashKind(hash);
     if (kind === 'bcrypt') return this.schedule(() => bcrypt.compare(password, hash));
     if (kind === 'mosquitto') return this.schedule(() => verifyMosquittoHash(password, hash));
+    if (kind === 'emqx') return this.schedule(() => verifyEmqxHash(password, hash));
     return Promise.resolve(false);
   }
 

@@ -10,6 +10,8 @@ import { migrate } from './db/migrate.js';
 import { openConfiguredDb, startApiOnly, startRoost, StartupError } from './roost.js';
 import { createApiToken } from '../api/tokens.js';
 import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './cli-auth.js';
+import { IMPORT_COMMANDS, runImportCommand } from './cli-import.js';
+import { ImportError } from '../auth/go-auth-import.js';
 import { AuthError } from '../auth/errors.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -94,17 +96,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     default: {
-      if ((AUTH_COMMANDS as readonly string[]).includes(command)) {
+      if ((AUTH_COMMANDS as readonly string[]).includes(command) || (IMPORT_COMMANDS as readonly string[]).includes(command)) {
         const db = await openConfiguredDb(config);
         try {
           await migrate(db);
-          await runAuthCommand([command, ...rest], { db, config, out });
+          if (!(await runImportCommand([command, ...rest], { db, config, out }))) await runAuthCommand([command, ...rest], { db, config, out });
         } finally {
           await db.close();
         }
         return;
       }
-      throw new UsageError(`unknown command "${command}"; commands: start, api, migrate, token create, ${AUTH_COMMANDS.join(', ')}`);
+      throw new UsageError(`unknown command "${command}"; commands: start, api, migrate, token create, ${[...AUTH_COMMANDS, ...IMPORT_COMMANDS].join(', ')}`);
     }
   }
 }
@@ -113,7 +115,7 @@ class UsageError extends Error {}
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   // One clear line for the user; the detail only at debug level.
-  if (err instanceof ConfigError || err instanceof StartupError || err instanceof UsageError || err instanceof AuthUsageError || err instanceof AuthError) {
+  if (err instanceof ConfigError || err instanceof StartupError || err instanceof UsageError || err instanceof AuthUsageError || err instanceof AuthError || err instanceof ImportError) {
     process.stderr.write(`roost: ${err.message}\n`);
     process.exit(2);
   }
