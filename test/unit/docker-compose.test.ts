@@ -13,29 +13,51 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
 }
 
-describe('docker-compose.yml (the production shape)', () => {
-  const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+describe('docker-compose.yml (the production shape: two nodes behind HAProxy)', () => {
+  // Docker Compose resolves YAML merge keys (<<: *roost); so does this parse.
+  const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+  const nodes = ['roost-1', 'roost-2'];
 
-  it('runs roost, postgres and redis, each with a healthcheck', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['postgres', 'redis', 'roost']);
-    for (const [name, service] of Object.entries(compose.services)) {
-      expect(service.healthcheck?.test, `${name} healthcheck`).toBeTruthy();
+  it('runs two roost nodes, postgres, redis and haproxy; nodes and storage have healthchecks', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['haproxy', 'postgres', 'redis', 'roost-1', 'roost-2']);
+    for (const name of [...nodes, 'postgres', 'redis']) expect(compose.services[name].healthcheck?.test, `${name} healthcheck`).toBeTruthy();
+  });
+
+  it('points each node at both stores under its own stable node id, with known settings only', () => {
+    for (const name of nodes) {
+      const node = compose.services[name];
+      expect(node.build).toBe('.');
+      expect(node.environment?.DATABASE_URL).toMatch(/^postgres:\/\/roost:.*@postgres:5432\/roost$/);
+      expect(node.environment?.REDIS_URL).toBe('redis://redis:6379');
+      expect(node.environment?.ROOST_NODE_ID).toBe(name);
+      for (const setting of Object.keys(node.environment ?? {})) expect(SETTINGS).toHaveProperty(setting);
+      expect(node.ports, `${name} is reached through haproxy only`).toBeUndefined();
     }
   });
 
-  it('starts roost only after healthy storage and points it at both', () => {
-    const roost = compose.services.roost;
-    expect(roost.build).toBe('.');
-    expect(roost.depends_on).toEqual({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
-    expect(roost.environment?.DATABASE_URL).toMatch(/^postgres:\/\/roost:.*@postgres:5432\/roost$/);
-    expect(roost.environment?.REDIS_URL).toBe('redis://redis:6379');
-    for (const name of Object.keys(roost.environment ?? {})) expect(SETTINGS).toHaveProperty(name);
+  it('starts the first node after healthy storage and the second after the first (one migration, one first token)', () => {
+    expect(compose.services['roost-1'].depends_on).toEqual({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    expect(compose.services['roost-2'].depends_on).toEqual({ 'roost-1': { condition: 'service_healthy' } });
   });
 
-  it('publishes the four MQTT ports and the API, and keeps data in named volumes', () => {
-    expect(compose.services.roost.ports).toEqual(['1883:1883', '8883:8883', '8080:8080', '8081:8081', '3000:3000']);
+  it('publishes the four MQTT ports and the API on haproxy, with the repo’s config mounted', () => {
+    const haproxy = compose.services.haproxy;
+    expect(haproxy.ports).toEqual(['1883:1883', '8883:8883', '8080:8080', '8081:8081', '3000:3000']);
+    expect(haproxy.volumes).toEqual(['./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro']);
+  });
+
+  it('keeps data in named volumes, Redis with its append-only file', () => {
     expect(compose.services.postgres.volumes).toEqual(['pgdata:/var/lib/postgresql/data']);
     expect(compose.services.redis.volumes).toEqual(['redisdata:/data']);
+    expect(JSON.stringify((compose.services.redis as { command?: unknown }).command)).toContain('--appendonly');
     expect(Object.keys(compose.volumes).sort()).toEqual(['pgdata', 'redisdata']);
+  });
+
+  it('has an HAProxy server line for every node and listener port', () => {
+    const cfg = readFileSync('deploy/haproxy.cfg', 'utf8');
+    for (const name of nodes) {
+      for (const port of [1883, 8883, 8080, 8081, 3000]) expect(cfg).toMatch(new RegExp(`^\\s+server ${name} ${name}:${port} check`, 'm'));
+    }
+    for (const port of [1883, 8883, 8080, 8081, 3000]) expect(cfg).toMatch(new RegExp(`^\\s+bind :${port}$`, 'm'));
   });
 });
