@@ -34,6 +34,6 @@ export function inputOf(attrs: Record<string, unknown> = {}): HTMLInputElement {
   return h('input', attrs);
 }
 
-export function selectOf(options: string[], value?: string): HTMLSelectElement {
-  return h('select', {}, options.map((o) => h('option', { value: o, selected: o === value }, o)));
+export function selectOf(name: string, options: string[], value?: string): HTMLSelectElement {
+  return h('select', { name }, options.map((o) => h('option', { value: o, selected: o === value }, o)));
 }

@@ -36,11 +36,11 @@ export const aclPage: Page = {
     const checkResult = h('div', { 'data-test': 'check-result' });
     const show = inputOf({ placeholder: 'device or role name (empty: all)', name: 'rules-of', oninput: () => refresh() });
     // Rule form; editing fills it and remembers which rule Save replaces.
-    const kind = selectOf(['role', 'device']);
+    const kind = selectOf('owner-kind', ['role', 'device']);
     const owner = inputOf({ name: 'owner', placeholder: 'name' });
     const pattern = inputOf({ name: 'pattern', placeholder: 'devices/%u/#' });
-    const access = selectOf(['read', 'write', 'readwrite'], 'readwrite');
-    const effect = selectOf(['allow', 'deny']);
+    const access = selectOf('access', ['read', 'write', 'readwrite'], 'readwrite');
+    const effect = selectOf('effect', ['allow', 'deny']);
     const roleName = inputOf({ name: 'role-name', placeholder: 'new role' });
     let editing: Rule | undefined;
     const save = adminButton('Add rule', () => submit(), 'primary');
@@ -102,7 +102,7 @@ export const aclPage: Page = {
     }
 
     const checkDevice = inputOf({ name: 'check-device', placeholder: 'device' });
-    const checkAction = selectOf(['publish', 'subscribe', 'read']);
+    const checkAction = selectOf('check-action', ['publish', 'subscribe', 'read']);
     const checkTopic = inputOf({ name: 'check-topic', placeholder: 'devices/A/temp' });
     const check = async () => {
       try {
