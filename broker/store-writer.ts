@@ -47,6 +47,13 @@ interface Pending {
   receivedAt: Date;
   /** Runs after commit (QoS 1/2); undefined when already answered (QoS 0). */
   done?: Done;
+  /** The publisher's socket, corked while a batch's acknowledgements are written. */
+  conn?: Corkable;
+}
+
+interface Corkable {
+  cork?: () => void;
+  uncork?: () => void;
 }
 
 /** The payload as JSON text when it is valid UTF-8 JSON that jsonb can hold, else null. */
@@ -109,6 +116,7 @@ export class StoreWriter implements BrokerStore {
       username: username ?? null,
       receivedAt: new Date(),
       done: packet.qos > 0 ? done : undefined,
+      conn: packet.qos > 0 ? (client?.conn as Corkable | undefined) : undefined,
     };
     this.queue.push(item);
     this.queuedBytes += payload.length;
@@ -145,12 +153,21 @@ export class StoreWriter implements BrokerStore {
         const batch = this.queue.splice(0, this.opts.batchSize);
         const failed = await this.writeBatch(batch);
         const onStored = this.opts.onStored;
+        // One write per socket for all of a batch's PUBACKs instead of one each.
+        const corked = new Set<Corkable>();
+        for (const item of batch) {
+          if (item.conn?.cork && !corked.has(item.conn)) {
+            item.conn.cork();
+            corked.add(item.conn);
+          }
+        }
         for (const item of batch) {
           this.queuedBytes -= item.payload.length;
           const err = failed.get(item);
           if (!err) onStored?.(item.topic, item.payload.length, item.username, item.receivedAt);
           item.done?.(err ?? null);
         }
+        if (corked.size > 0) process.nextTick(() => corked.forEach((c) => c.uncork?.()));
         while (this.waitingForRoom.length > 0 && this.hasRoom()) this.waitingForRoom.shift()!();
       }
     } finally {

@@ -19,14 +19,19 @@ function queryableOf(client: pg.Pool | pg.PoolClient): Queryable {
 /** COPY text format: escape backslash, tab, newline, carriage return; \N is NULL. */
 function copyField(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   // bytea hex input \x.. with its backslash escaped for the COPY text format.
   if (Buffer.isBuffer(value)) return '\\\\x' + value.toString('hex');
   let text: string;
   if (value instanceof Date) text = value.toISOString();
   else if (typeof value === 'object') text = JSON.stringify(value);
   else text = String(value);
+  // Most fields need no escaping: test once before building a new string.
+  if (!NEEDS_ESCAPE.test(text)) return text;
   return text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
 }
+
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
 
 export async function openPostgres(url: string, poolSize: number): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
@@ -62,23 +67,45 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
     }, delay).unref();
   }
 
+  /**
+   * A client checked out of the pool: while it is out, its connection errors (server gone) are
+   * emitted on it, and an 'error' without a listener would end the process. A client that failed
+   * is destroyed instead of going back to the pool.
+   */
+  async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
+    try {
+      return await fn(client);
+    } catch (err) {
+      broken ??= err as Error;
+      throw err;
+    } finally {
+      client.off('error', onError);
+      // Data errors leave the connection usable; anything else may not have.
+      const usable = !broken || /^2[23]/.test(String((broken as { code?: unknown }).code ?? ''));
+      client.release(usable ? undefined : broken);
+    }
+  }
+
   const base = queryableOf(pool);
   return {
     kind: 'postgres',
     ...base,
     async transaction(fn) {
-      const client = await pool.connect();
-      try {
+      return withClient(async (client) => {
         await client.query('BEGIN');
-        const result = await fn(queryableOf(client));
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
+        try {
+          const result = await fn(queryableOf(client));
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
+      });
     },
     async listen(channel, handler) {
       let set = listeners.get(channel);
@@ -97,14 +124,9 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
     async copyRows(table, columns, rows) {
-      const client = await pool.connect();
-      try {
-        const sql = `COPY ${pg.escapeIdentifier(table)} (${columns.map((c) => pg.escapeIdentifier(c)).join(', ')}) FROM STDIN`;
-        const lines = rows.map((row) => row.map(copyField).join('\t') + '\n').join('');
-        await pipeline(Readable.from([lines]), client.query(copyFrom(sql)));
-      } finally {
-        client.release();
-      }
+      const sql = `COPY ${pg.escapeIdentifier(table)} (${columns.map((c) => pg.escapeIdentifier(c)).join(', ')}) FROM STDIN`;
+      const lines = rows.map((row) => row.map(copyField).join('\t') + '\n').join('');
+      await withClient((client) => pipeline(Readable.from([lines]), client.query(copyFrom(sql))));
     },
     async close() {
       closed = true;

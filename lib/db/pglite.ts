@@ -1,45 +1,124 @@
-import { mkdirSync } from 'node:fs';
-import { PGlite, types, type Transaction } from '@electric-sql/pglite';
-import type { Db, Queryable, QueryResult } from './index.js';
+/**
+ * The embedded database: PGlite in a data folder, run in a worker thread (pglite-worker.ts) so
+ * that its work happens beside the broker's event loop, not inside it.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
+import type { Reply, Request } from './pglite-worker.js';
 
-// Same JS types as node-postgres: int8 as string, bytea as Buffer.
-const parsers = {
-  [types.INT8]: (value: string) => value,
-  [types.BYTEA]: (value: string) => Buffer.from(value.slice(2), 'hex'),
-};
+type OkReply = Extract<Reply, { ok: true }>;
+type Pending = { resolve: (reply: OkReply) => void; reject: (err: Error) => void };
+// Distributes Omit over the request union.
+type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
-function queryableOf(conn: PGlite | Transaction): Queryable {
-  return {
-    async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-      const res = await conn.query<R>(sql, params as unknown[] | undefined);
-      return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
-    },
-    async exec(sql: string): Promise<void> {
-      await conn.exec(sql);
-    },
-  };
+/** The compiled worker; tests run from TypeScript sources and use the built one in dist/. */
+function workerUrl(): URL {
+  const beside = new URL('./pglite-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside;
+  return new URL('../../dist/lib/db/pglite-worker.js', import.meta.url);
+}
+
+/** Bytes cross the thread boundary as Uint8Array; the rest of Roost expects Buffer. */
+function toBuffers(rows: unknown[]): void {
+  for (const row of rows as Record<string, unknown>[]) {
+    for (const key in row) {
+      const v = row[key];
+      if (v instanceof Uint8Array && !Buffer.isBuffer(v)) row[key] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    }
+  }
 }
 
 /** Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests). */
 export async function openPglite(dataDir: string): Promise<Db> {
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir, { parsers });
-  const base = queryableOf(db);
+  const worker = new Worker(workerUrl(), { workerData: { dataDir } });
+  const pending = new Map<number, Pending>();
+  const listeners = new Map<string, Set<NotifyHandler>>();
+  let nextId = 1;
+  let nextTx = 1;
+  let failed: Error | undefined;
+
+  const started = new Promise<void>((resolve, reject) => {
+    pending.set(0, { resolve: () => resolve(), reject });
+  });
+  worker.on('message', (msg: Reply) => {
+    if ('notify' in msg) {
+      for (const handler of listeners.get(msg.notify) ?? []) handler(msg.payload);
+      return;
+    }
+    const p = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (!p) return;
+    if (msg.ok) p.resolve(msg);
+    else p.reject(Object.assign(new Error(msg.message), { code: msg.code }));
+  });
+  const failAll = (err: Error) => {
+    failed = err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  worker.on('error', failAll);
+  worker.on('exit', () => failAll(new Error('embedded database stopped')));
+  await started;
+
+  function call(req: Outgoing): Promise<OkReply> {
+    if (failed) return Promise.reject(failed);
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...req, id });
+    });
+  }
+
+  function queryableOf(tx?: number): Queryable {
+    return {
+      async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+        const res = await call({ op: 'query', sql, params, tx });
+        const rows = (res.rows ?? []) as R[];
+        toBuffers(rows);
+        return { rows, rowCount: res.rowCount ?? rows.length };
+      },
+      async exec(sql: string): Promise<void> {
+        await call({ op: 'exec', sql, tx });
+      },
+    };
+  }
+
   return {
     kind: 'pglite',
-    ...base,
-    transaction(fn) {
-      return db.transaction((tx) => fn(queryableOf(tx)));
+    ...queryableOf(),
+    async transaction(fn) {
+      const tx = nextTx++;
+      await call({ op: 'begin', tx });
+      try {
+        const result = await fn(queryableOf(tx));
+        await call({ op: 'commit', tx });
+        return result;
+      } catch (err) {
+        await call({ op: 'rollback', tx }).catch(() => {});
+        throw err;
+      }
     },
     async listen(channel, handler) {
-      const unlisten = await db.listen(channel, handler);
-      return unlisten;
+      let set = listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+        await call({ op: 'listen', channel });
+      }
+      set.add(handler);
+      return async () => {
+        set.delete(handler);
+      };
     },
     async notify(channel, payload) {
-      await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
+      await call({ op: 'query', sql: 'SELECT pg_notify($1, $2)', params: [channel, payload] });
     },
     async close() {
-      await db.close();
+      if (failed) return;
+      await call({ op: 'close' }).catch(() => {});
+      await worker.terminate();
     },
   };
 }

@@ -68,14 +68,16 @@ describe('$SYS statistics', () => {
     await api(t, 'POST', '/api/rules', { device: 'plain', pattern: '#', access: 'read' });
     const admin = await connectClient(t, 'mqtt');
     const plain = await connectClient(t, 'mqtt', { username: 'plain', password: 'plain-password' });
-    const adminGot = collect(admin, 1, 3000);
+    // The first value may be a retained one from before these clients connected: read a few.
+    const adminGot = collect(admin, 3, 3500);
     await admin.subscribeAsync(`$SYS/roost/${t.roost.broker.id}/clients/connected`);
     const plainGot = collect(plain, 1, 2500);
     // No $SYS rule: SUBACK 0x80, which MQTT.js reports as an error.
     await expect(plain.subscribeAsync('$SYS/#')).rejects.toThrow(/Subscribe error/);
     await plain.subscribeAsync('#');
-    const [stat] = await adminGot;
-    expect(Number(stat.payload.toString())).toBeGreaterThanOrEqual(2);
+    const stats = (await adminGot).map((m) => Number(m.payload.toString()));
+    expect(stats.length).toBeGreaterThan(0);
+    expect(Math.max(...stats)).toBeGreaterThanOrEqual(2);
     expect((await plainGot).filter((m) => m.topic.startsWith('$SYS'))).toEqual([]);
     await Promise.all([admin.endAsync(), plain.endAsync()]);
   });

@@ -1,0 +1,104 @@
+/**
+ * The embedded PostgreSQL runs here, in a worker thread, so its WebAssembly work does not stop the
+ * broker's event loop (on two cores the broker and the database then run side by side).
+ * Requests arrive in order and are answered in order; see pglite.ts for the other side.
+ */
+import { mkdirSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { PGlite, types, type Transaction } from '@electric-sql/pglite';
+
+export type Request =
+  | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
+  | { id: number; op: 'exec'; sql: string; tx?: number }
+  | { id: number; op: 'begin'; tx: number }
+  | { id: number; op: 'commit' | 'rollback'; tx: number }
+  | { id: number; op: 'listen' | 'unlisten'; channel: string }
+  | { id: number; op: 'close' };
+
+export type Reply =
+  | { id: number; ok: true; rows?: unknown[]; rowCount?: number }
+  | { id: number; ok: false; message: string; code?: string }
+  | { notify: string; payload: string };
+
+// Same JS types as node-postgres: int8 as string, bytea as bytes (Buffer on the other side).
+const parsers = {
+  [types.INT8]: (value: string) => value,
+  [types.BYTEA]: (value: string) => Buffer.from(value.slice(2), 'hex'),
+};
+
+const port = parentPort!;
+const dataDir = workerData.dataDir as string;
+if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+const db = await PGlite.create(dataDir, { parsers });
+
+interface OpenTx {
+  tx: Transaction;
+  finish: (action: 'commit' | 'rollback') => void;
+}
+const transactions = new Map<number, OpenTx>();
+const unlisteners = new Map<string, () => Promise<void>>();
+
+function reply(message: Reply): void {
+  port.postMessage(message);
+}
+
+async function handle(req: Request): Promise<void> {
+  switch (req.op) {
+    case 'query': {
+      const conn = req.tx === undefined ? db : transactions.get(req.tx)!.tx;
+      const res = await conn.query(req.sql, req.params);
+      return reply({ id: req.id, ok: true, rows: res.rows, rowCount: res.affectedRows ?? res.rows.length });
+    }
+    case 'exec': {
+      const conn = req.tx === undefined ? db : transactions.get(req.tx)!.tx;
+      await conn.exec(req.sql);
+      return reply({ id: req.id, ok: true });
+    }
+    case 'begin': {
+      // The transaction stays open until 'commit' or 'rollback' for it arrives.
+      let opened!: () => void;
+      const ready = new Promise<void>((resolve) => (opened = resolve));
+      const done = db
+        .transaction(async (tx) => {
+          const action = await new Promise<'commit' | 'rollback'>((finish) => {
+            transactions.set(req.tx, { tx, finish });
+            opened();
+          });
+          if (action === 'rollback') await tx.rollback();
+        })
+        .catch(() => {});
+      void done;
+      await ready;
+      return reply({ id: req.id, ok: true });
+    }
+    case 'commit':
+    case 'rollback': {
+      const open = transactions.get(req.tx);
+      transactions.delete(req.tx);
+      open?.finish(req.op);
+      return reply({ id: req.id, ok: true });
+    }
+    case 'listen': {
+      if (!unlisteners.has(req.channel)) {
+        unlisteners.set(req.channel, await db.listen(req.channel, (payload) => reply({ notify: req.channel, payload })));
+      }
+      return reply({ id: req.id, ok: true });
+    }
+    case 'unlisten': {
+      await unlisteners.get(req.channel)?.();
+      unlisteners.delete(req.channel);
+      return reply({ id: req.id, ok: true });
+    }
+    case 'close': {
+      await db.close();
+      reply({ id: req.id, ok: true });
+      port.close();
+      return;
+    }
+  }
+}
+
+port.on('message', (req: Request) => {
+  handle(req).catch((err: { message?: string; code?: string }) => reply({ id: req.id, ok: false, message: err?.message ?? String(err), code: err?.code }));
+});
+port.postMessage({ id: 0, ok: true });
