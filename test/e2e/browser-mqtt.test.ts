@@ -3,6 +3,7 @@
  * loads the MQTT.js browser build Roost serves, logs in with a short-lived browser token, and
  * receives what a device publishes over TCP — over WS, and over WSS with the dev CA trusted.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +173,32 @@ describe('WebSocket origin check (broker/ws-origin.ts on a WebSocket listener)',
     } finally {
       await allowed.close();
       await other.close();
+    }
+  });
+
+  // Runs once broker/listeners.ts passes ROOST_WS_ALLOWED_ORIGINS to verifyOrigin (wiring owned by the listeners' author).
+  it.skipIf(!readFileSync('broker/listeners.ts', 'utf8').includes('verifyOrigin'))('on the real WS and WSS listeners: ROOST_WS_ALLOWED_ORIGINS admits the dashboard\'s origin and refuses another', async () => {
+    const strict = await startTestRoost('postgres', { tls: true, env: { ROOST_WS_ALLOWED_ORIGINS: `http://127.0.0.1:${t.roost.ports.api}` } });
+    const strictBrowser = await launchBrowser({ trustCa: strict.certs!.ca });
+    try {
+      const token = (await api(strict, 'POST', '/api/browser-tokens', { filters: ['#'] })).body;
+      const credentials = { username: token.username, password: token.token };
+      // Pages from t's API (the allowed origin by value) and from its other name (another origin).
+      for (const [pageOrigin, allowed] of [[apiOrigin, true], [`http://localhost:${t.roost.ports.api}`, false]] as const) {
+        const page = await strictBrowser.newPage();
+        await page.goto(`${pageOrigin}/ui/`);
+        await page.waitForFunction(() => typeof (window as any).mqtt?.connect === 'function');
+        for (const transport of ['ws', 'wss'] as const) {
+          const attempt = pageSubscribe(page, brokerUrl(strict, transport), credentials, ['#']);
+          if (allowed) expect(await attempt).toEqual([0]);
+          else await expect(attempt).rejects.toThrow(/MQTT over WebSocket/);
+        }
+        await page.close();
+      }
+      await (await connectClient(strict, 'ws')).endAsync();
+    } finally {
+      await strictBrowser.close();
+      await strict.stop();
     }
   });
 

@@ -76,6 +76,15 @@ function route(): void {
       const timer = setInterval(() => document.visibilityState === 'visible' && run(), ms);
       leave.push(() => clearInterval(timer));
     },
+    async act(fn, after) {
+      try {
+        await fn();
+        ctx.error(undefined);
+        await after?.();
+      } catch (e) {
+        ctx.error(e);
+      }
+    },
     onLeave(fn) {
       leave.push(fn);
     },

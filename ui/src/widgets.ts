@@ -7,6 +7,8 @@ export interface PageContext {
   error(err: unknown): void;
   /** Runs fn every ms while the page is shown (and once now). */
   every(ms: number, fn: () => Promise<void> | void): void;
+  /** Runs a change, then `after` (a refresh); a failure of either is shown as the page's error. */
+  act(fn: () => Promise<unknown>, after?: () => Promise<unknown>): Promise<void>;
   /** Called when the page is left. */
   onLeave(fn: () => void): void;
 }

@@ -45,15 +45,7 @@ export const aclPage: Page = {
     let editing: Rule | undefined;
     const save = adminButton('Add rule', () => submit(), 'primary');
 
-    const act = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-        ctx.error(undefined);
-        await refresh();
-      } catch (e) {
-        ctx.error(e);
-      }
-    };
+    const act = (fn: () => Promise<unknown>) => ctx.act(fn, refresh);
 
     const submit = () => act(async () => {
       const created = await call<Rule>('POST', '/api/rules', {

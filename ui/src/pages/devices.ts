@@ -25,15 +25,7 @@ export const devicesPage: Page = {
     const list = h('div');
 
     const showPassword = (who: string, password: string) => fill(shown, secret(`Password of ${who}`, password));
-    const act = (fn: () => Promise<unknown>) => async () => {
-      try {
-        await fn();
-        ctx.error(undefined);
-        await refresh();
-      } catch (e) {
-        ctx.error(e);
-      }
-    };
+    const act = (fn: () => Promise<unknown>) => () => ctx.act(fn, refresh);
 
     const add = act(async () => {
       if (!username.value) throw new Error('A username is needed');

@@ -28,15 +28,7 @@ export const provisioningPage: Page = {
     const shown = h('div');
     const list = h('div');
 
-    const act = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-        ctx.error(undefined);
-        await refresh();
-      } catch (e) {
-        ctx.error(e);
-      }
-    };
+    const act = (fn: () => Promise<unknown>) => ctx.act(fn, refresh);
 
     async function refresh() {
       const res = await call<{ items: Key[] }>('GET', '/api/provisioning-keys?limit=500');

@@ -22,14 +22,7 @@ export const retainedPage: Page = {
         const res = await call<{ items: Retained[] }>('GET', `/api/retained?${qs({ filter: filter.value.trim() || '#', limit: 1000 })}`);
         fill(list, table(['Topic', 'QoS', 'Payload', ''], res.items.map((m) => [
           h('code', {}, m.topic), m.qos, h('pre', {}, m.encoding === 'json' ? JSON.stringify(m.payload, null, 2) : `base64 ${String(m.payload)}`),
-          adminButton('Delete', async () => {
-            try {
-              await call('DELETE', `/api/retained/message?${qs({ topic: m.topic })}`);
-              await refresh();
-            } catch (e) {
-              ctx.error(e);
-            }
-          }, 'danger'),
+          adminButton('Delete', () => ctx.act(() => call('DELETE', `/api/retained/message?${qs({ topic: m.topic })}`), refresh), 'danger'),
         ]), 'No retained messages match.'));
         ctx.error(undefined);
       } catch (e) {
