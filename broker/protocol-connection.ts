@@ -1,0 +1,160 @@
+/**
+ * The per-connection part of the protocol guards: a thin layer around the mqtt-packet parser Aedes
+ * gives each client (lib/client.js), set up by the wrapped `broker.handle` for every listener.
+ *   - every UTF-8 string the parser reads is checked before a packet is built (MQTT-1.5.3-1, -2);
+ *   - an unsupported protocol level is answered with CONNACK 0x01 before the close (MQTT-3.1.2-2);
+ *   - each parsed packet passes guardPacket() on its way to Aedes's handlers.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { refusingConnack } from './protocol-connect.js';
+import { ProtocolViolation } from './protocol-errors.js';
+import type { PacketIds } from './protocol-packet-ids.js';
+
+/** A packet as mqtt-packet emits it (fields of the types this layer looks at). */
+interface ParsedPacket {
+  cmd: string;
+  qos?: number;
+  retain?: boolean;
+  messageId?: number;
+  protocolId?: string;
+  protocolVersion?: number;
+  subscriptions?: unknown[];
+  unsubscriptions?: unknown[];
+}
+
+/** The mqtt-packet 9 Parser internals read here. */
+interface Parser extends EventEmitter {
+  _list: { slice(start: number, end: number): Buffer };
+  _pos: number;
+  error: Error | null;
+  packet: ParsedPacket;
+  _parseString(): string | null;
+  _emitError(err: Error): void;
+}
+
+/** The Aedes 1.2 Client (lib/client.js) fields read here; the typed Client hides them. */
+export interface AedesClientInternals {
+  conn: Duplex;
+  connecting: boolean;
+  connected: boolean;
+  connackSent: boolean;
+  closed: boolean;
+  _parser: Parser;
+  /** The "packet handled" callback Aedes passes each handler; it reads the next chunk when all are done. */
+  _nextBatch: (err?: Error | null) => void;
+}
+
+type Enqueue = (this: Parser, packet: ParsedPacket) => void;
+
+/** Statements whose packets must carry a non-zero packet identifier (MQTT-2.3.1-1). */
+function needsPacketId(packet: ParsedPacket): boolean {
+  return packet.cmd === 'subscribe' || packet.cmd === 'unsubscribe' || packet.cmd === 'pubrel' || (packet.cmd === 'publish' && (packet.qos ?? 0) > 0);
+}
+
+/** The rule a parsed packet breaks that neither mqtt-packet nor Aedes checks, or undefined. */
+export function packetViolation(packet: ParsedPacket): ProtocolViolation | undefined {
+  // MQTT-3.8.3-3, MQTT-3.10.3-2: Aedes answers an empty SUBSCRIBE with an empty SUBACK and an empty
+  // UNSUBSCRIBE with an UNSUBACK.
+  if (packet.cmd === 'subscribe' && packet.subscriptions?.length === 0) return new ProtocolViolation('ROOST_ERR_EMPTY_SUBSCRIBE');
+  if (packet.cmd === 'unsubscribe' && packet.unsubscriptions?.length === 0) return new ProtocolViolation('ROOST_ERR_EMPTY_UNSUBSCRIBE');
+  // MQTT-2.3.1-1: Aedes uses identifier 0 like any other (and 0 is protocol-session.ts's marker).
+  if (packet.messageId === 0 && needsPacketId(packet)) return new ProtocolViolation('ROOST_ERR_PACKET_ID_ZERO');
+  return undefined;
+}
+
+/**
+ * MQTT-1.5.3-1, -2: mqtt-packet decodes strings with Buffer#toString, which turns ill-formed UTF-8
+ * (surrogates included) into U+FFFD, and Aedes takes U+0000 as any character. The decoded string
+ * tells both cheaply; only a string holding U+FFFD has its bytes validated (it may be a real U+FFFD).
+ */
+function checkStrings(parser: Parser): void {
+  const parseString = parser._parseString;
+  parser._parseString = function checkedParseString(this: Parser) {
+    const start = this._pos + 2;
+    const result = parseString.call(this);
+    if (result === null || this.error) return result;
+    if (result.includes('\0')) {
+      this._emitError(new ProtocolViolation('ROOST_ERR_UTF8_NUL'));
+    } else if (result.includes('\uFFFD') && !isUtf8(this._list.slice(start, this._pos))) {
+      this._emitError(new ProtocolViolation('ROOST_ERR_UTF8'));
+    }
+    return result;
+  };
+}
+
+/**
+ * MQTT-3.1.2-2: mqtt-packet fails a CONNECT whose level is not 3, 4 or 5 and Aedes closes without a
+ * word; the client is owed CONNACK 0x01 first. Runs before Aedes's own error listener closes.
+ */
+function answerUnsupportedLevel(client: AedesClientInternals): void {
+  const parser = client._parser;
+  parser.prependListener('error', () => {
+    const { cmd, protocolVersion } = parser.packet;
+    if (cmd !== 'connect' || client.connecting || client.connected || typeof protocolVersion !== 'number') return;
+    if (protocolVersion === 3 || protocolVersion === 4 || protocolVersion === 5) return;
+    client.conn.write(refusingConnack(1));
+  });
+}
+
+export function guardConnection(client: AedesClientInternals, ids: PacketIds): void {
+  const parser = client._parser;
+  checkStrings(parser);
+  answerUnsupportedLevel(client);
+
+  const aedesListeners = parser.listeners('packet') as Enqueue[];
+  if (aedesListeners.length !== 1) throw new Error(`expected Aedes's one parser listener, found ${aedesListeners.length}`);
+  const enqueue = aedesListeners[0];
+  parser.removeListener('packet', enqueue);
+
+  // Retained ordering: Aedes runs all packets of one read chunk at once, so a SUBSCRIBE right after a
+  // retained PUBLISH can be added before that message is stored (the client then gets it live with
+  // RETAIN=0) or after it is stored but before it is routed (twice). Packets from a SUBSCRIBE that
+  // follows an unfinished retained PUBLISH on are held until it finishes, then go in order.
+  let retainedInFlight = 0;
+  let held: ParsedPacket[] = [];
+
+  const release = () => {
+    const packets = held;
+    held = [];
+    if (!client.closed) for (const packet of packets) dispatch(packet);
+  };
+
+  const dispatch = (packet: ParsedPacket) => {
+    if (held.length > 0 || (packet.cmd === 'subscribe' && retainedInFlight > 0)) {
+      held.push(packet);
+      return;
+    }
+    if (packet.cmd !== 'publish' || !packet.retain || !client.connackSent) {
+      enqueue.call(parser, packet);
+      return;
+    }
+    // Aedes hands the handler client._nextBatch as its "done"; lend it one that counts this PUBLISH.
+    retainedInFlight++;
+    const nextBatch = client._nextBatch;
+    client._nextBatch = (err) => {
+      if (--retainedInFlight === 0) {
+        if (err) held = [];
+        else release();
+      }
+      nextBatch(err);
+    };
+    try {
+      enqueue.call(parser, packet);
+    } finally {
+      client._nextBatch = nextBatch;
+    }
+  };
+
+  parser.on('packet', function guardPacket(this: Parser, packet: ParsedPacket) {
+    const violation = packetViolation(packet);
+    if (violation) {
+      // Aedes's parser error path: client 'error' → connection destroyed, client closed.
+      parser.emit('error', violation);
+      return;
+    }
+    if ((packet.cmd === 'puback' || packet.cmd === 'pubcomp') && packet.messageId !== undefined) ids.release(packet.messageId);
+    dispatch(packet);
+  });
+}

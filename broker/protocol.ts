@@ -1,0 +1,93 @@
+/**
+ * MQTT 3.1.1 where Aedes 1.2 is lenient. Each rule sits where Aedes lets it in, and each correction
+ * names the Aedes behaviour it replaces so it can go when Aedes fixes it:
+ *
+ *   preConnect hook      client identifier, protocol name/level, CONNECT flags, will  protocol-connect.ts
+ *   wrapped handle():
+ *     client's parser    UTF-8 strings, protocol level 0x01, empty SUBSCRIBE/          protocol-connection.ts
+ *                        UNSUBSCRIBE, packet identifier 0, retained ordering
+ *     client._nextId     outgoing packet identifiers from 1, skipping those in flight  protocol-packet-ids.ts
+ *     client.deliverQoS  retained $-topics kept from # and +/… filters                protocol-dollar-topics.ts
+ *   persistence methods  $-topics kept out of # queues; resent identifiers in flight  (below)
+ *   connackSent event    records a clean-session-0 session, so a resumed one gets      protocol-session.ts
+ *                        Session Present 1 (set in the CONNACK bytes)
+ */
+import type { Aedes, Client } from 'aedes';
+import type { Logger } from '../lib/log.js';
+import { connectViolation, refusingConnack } from './protocol-connect.js';
+import { keepDollarTopicsFromWildcards, keepDollarTopicsOutOfWildcardQueues } from './protocol-dollar-topics.js';
+import { guardConnection, type AedesClientInternals } from './protocol-connection.js';
+import type { ProtocolViolation } from './protocol-errors.js';
+import { PacketIds, replaceAedesPacketIds } from './protocol-packet-ids.js';
+import { SessionMarkers, setSessionPresentOnConnack, type IncomingStore } from './protocol-session.js';
+
+export interface ProtocolGuardOptions {
+  log: Logger;
+}
+
+/** The Aedes persistence methods this layer uses (the Aedes types leave `persistence` untyped). */
+interface Persistence extends IncomingStore {
+  outgoingUpdate(client: Client, packet: { messageId?: number }): Promise<unknown>;
+  subscriptionsByTopic(topic: string): Promise<Array<{ topic: string }>>;
+}
+
+const guarded = new WeakSet<Aedes>();
+
+export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions): void {
+  if (guarded.has(broker)) return;
+  // The layer reads Aedes 1.x internals (lib/client.js); a new major must be checked against it first.
+  const version = (broker as unknown as { version: string }).version;
+  if (!/^1\./.test(version)) throw new Error(`broker/protocol.ts was written for Aedes 1.x, not ${version}`);
+  guarded.add(broker);
+
+  const persistence = (broker as unknown as { persistence: Persistence }).persistence;
+  const sessions = new SessionMarkers(persistence);
+  const resumed = new WeakSet<Client>();
+  const packetIds = new WeakMap<Client, PacketIds>();
+
+  const previousPreConnect = broker.preConnect;
+  broker.preConnect = (client, packet, callback) => {
+    const violation = connectViolation(packet);
+    if (violation) return refuse(client, violation, callback);
+    if (packet.clean) return previousPreConnect.call(broker, client, packet, callback);
+    sessions.exists(packet.clientId).then((exists) => {
+      if (exists) {
+        resumed.add(client);
+        setSessionPresentOnConnack(client.conn);
+      }
+      previousPreConnect.call(broker, client, packet, callback);
+    });
+  };
+
+  broker.on('connackSent', (connack, client) => {
+    if (connack.returnCode !== 0) return;
+    const recorded = client.clean ? sessions.forget(client.id) : resumed.has(client) ? undefined : sessions.record(client.id);
+    recorded?.catch((err: Error) => opts.log.warn({ clientId: client.id, err: err.message }, 'could not record the MQTT session'));
+  });
+
+  const handle = broker.handle;
+  broker.handle = (conn, req) => {
+    const client = handle.call(broker, conn, req);
+    const ids = new PacketIds();
+    packetIds.set(client, ids);
+    replaceAedesPacketIds(client, ids);
+    guardConnection(client as unknown as AedesClientInternals, ids);
+    keepDollarTopicsFromWildcards(client as unknown as Parameters<typeof keepDollarTopicsFromWildcards>[0]);
+    return client;
+  };
+
+  keepDollarTopicsOutOfWildcardQueues(persistence);
+
+  // A resumed session re-sends its stored packets with their identifiers: those are in flight too.
+  const outgoingUpdate = persistence.outgoingUpdate;
+  persistence.outgoingUpdate = function markResent(this: Persistence, client, packet) {
+    if (packet.messageId !== undefined) packetIds.get(client)?.markInFlight(packet.messageId);
+    return outgoingUpdate.call(this, client, packet);
+  };
+}
+
+/** CONNACK with the violation's return code when it has one, then Aedes closes the connection. */
+function refuse(client: Client, violation: ProtocolViolation, callback: (err: Error | null, ok: boolean) => void): void {
+  if (violation.returnCode !== undefined) client.conn.write(refusingConnack(violation.returnCode));
+  callback(violation, false);
+}
