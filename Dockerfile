@@ -9,7 +9,9 @@ COPY broker broker
 COPY api api
 COPY auth auth
 COPY bench bench
-RUN npx tsc -p tsconfig.json
+COPY test/helpers test/helpers
+COPY ui ui
+RUN npm run build
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

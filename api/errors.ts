@@ -10,6 +10,7 @@ export const ApiErrors = {
   notFound: createError('ROOST_ERR_NOT_FOUND', '%s not found', 404),
   conflict: createError('ROOST_ERR_CONFLICT', '%s', 409),
   badRequest: createError('ROOST_ERR_BAD_REQUEST', '%s', 400),
+  unprocessable: createError('ROOST_ERR_UNPROCESSABLE', '%s', 422),
   badCursor: createError('ROOST_ERR_BAD_CURSOR', 'cursor is not one this API issued', 400),
   provisioning: createError('ROOST_ERR_PROVISIONING', '%s', 401),
   aclDenied: createError('ROOST_ERR_ACL_DENIED', 'This credential may not read %s', 403),

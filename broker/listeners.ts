@@ -12,6 +12,7 @@ import type { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../lib/log.js';
 import type { TlsCredentials } from './tls.js';
+import { verifyOrigin } from './ws-origin.js';
 
 export interface ListenerOptions {
   host: string;
@@ -21,6 +22,8 @@ export interface ListenerOptions {
   wssPort: number | 'off';
   wsPath: string;
   tls?: TlsCredentials;
+  /** ROOST_WS_ALLOWED_ORIGINS: pages from other origins are refused the WebSocket upgrade (403). */
+  allowedOrigins?: readonly string[];
 }
 
 export type ListenerName = 'mqtt' | 'mqtts' | 'ws' | 'wss';
@@ -47,8 +50,8 @@ export function openListeners(ports: Listeners['ports']): string[] {
   return (['mqtt', 'mqtts', 'ws', 'wss'] as const).filter((n) => ports[n] !== undefined).map((n) => `${n}:${ports[n]}`);
 }
 
-function attachWebSocket(server: http.Server | https.Server, broker: Aedes, path: string, log: Logger): WebSocketServer {
-  const wss = new WebSocketServer({ server, path });
+function attachWebSocket(server: http.Server | https.Server, broker: Aedes, path: string, log: Logger, allowedOrigins: readonly string[] = []): WebSocketServer {
+  const wss = new WebSocketServer({ server, path, verifyClient: verifyOrigin(allowedOrigins, (origin) => log.info({ origin }, 'WebSocket refused: origin not allowed')) });
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
     stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
@@ -72,7 +75,7 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
     }
     if (opts.wsPort !== 'off') {
       const server = http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
-      sockets.push(attachWebSocket(server, broker, opts.wsPath, log));
+      sockets.push(attachWebSocket(server, broker, opts.wsPath, log, opts.allowedOrigins));
       servers.push(server);
       ports.ws = await listen(server, opts.wsPort, opts.host);
     }
@@ -89,7 +92,7 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
       if (opts.wssPort !== 'off') {
         const server = https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
-        sockets.push(attachWebSocket(server, broker, opts.wsPath, log));
+        sockets.push(attachWebSocket(server, broker, opts.wsPath, log, opts.allowedOrigins));
         servers.push(server);
         tlsServers.push(server);
         ports.wss = await listen(server, opts.wssPort, opts.host);

@@ -203,6 +203,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         wsPort: config.ROOST_TLS_ONLY ? 'off' : config.ROOST_WS_PORT,
         wssPort: config.ROOST_WSS_PORT,
         wsPath: config.ROOST_WS_PATH,
+        allowedOrigins: config.ROOST_WS_ALLOWED_ORIGINS,
         tls,
       },
       log,

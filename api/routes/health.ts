@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { openListeners } from '../../broker/listeners.js';
 
 const statusSchema = {
   type: 'object',
@@ -7,6 +8,7 @@ const statusSchema = {
     database: { type: 'string', enum: ['ok', 'unavailable'] },
     broker: { type: 'string', enum: ['ok', 'closed', 'absent'] },
     store: { type: 'string', enum: ['ok', 'unavailable', 'saturated'] },
+    listeners: { type: 'array', items: { type: 'string' }, description: 'open MQTT listeners as name:port' },
   },
   required: ['status'],
 } as const;
@@ -16,7 +18,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
   app.get('/health', { schema: { response: { 200: statusSchema } } }, async () => ({ status: 'ok' }));
 
   app.get('/ready', { schema: { response: { 200: statusSchema, 503: statusSchema } } }, async (_req, reply) => {
-    const { db, broker, readiness } = app.roost;
+    const { db, broker, readiness, ports } = app.roost;
     const database = await Promise.race([
       db.query('SELECT 1').then(
         () => 'ok' as const,
@@ -27,7 +29,8 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     const brokerState = !broker ? 'absent' : broker.closed ? 'closed' : 'ok';
     const extra = readiness?.() ?? {};
     const ready = database === 'ok' && brokerState !== 'closed' && Object.values(extra).every((v) => v === 'ok');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database, broker: brokerState, ...extra });
+    const listeners = ports ? openListeners(ports()) : undefined;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', database, broker: brokerState, ...extra, listeners });
   });
 };
 

@@ -62,7 +62,7 @@ const tlsRoutes: FastifyPluginAsync = async (app) => {
       return state;
     } catch (e) {
       await audit(app.roost.db, req, 'tls.reload', null, { error: (e as Error).message });
-      if (e instanceof TlsReloadError) throw Object.assign(new ApiErrors.badRequest(e.message), { statusCode: 422, code: e.code });
+      if (e instanceof TlsReloadError) throw Object.assign(new ApiErrors.unprocessable(e.message), { code: e.code });
       throw e;
     }
   });

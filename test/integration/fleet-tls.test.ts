@@ -154,6 +154,9 @@ describe('TLS-only mode', () => {
     await client.endAsync();
     const wss = await connectClient(t, 'wss');
     await wss.endAsync();
+    // /ready lists exactly the open listeners.
+    const ready = await api(t, 'GET', '/ready', undefined, null);
+    expect(ready.body.listeners).toEqual([`mqtts:${t.roost.ports.mqtts}`, `wss:${t.roost.ports.wss}`]);
   });
 
   it('with TLS 1.3 as the minimum, a TLS 1.2 client is refused', async () => {

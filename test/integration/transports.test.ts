@@ -76,6 +76,8 @@ describe.each(BACKENDS)('MQTT on every transport (%s)', (backend) => {
     expect(await health.json()).toEqual({ status: 'ok' });
     const ready = await fetch(`${base}/ready`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ok', database: 'ok', broker: 'ok' });
+    const body = await ready.json();
+    expect(body).toMatchObject({ status: 'ok', database: 'ok', broker: 'ok', store: 'ok' });
+    expect(body.listeners).toEqual(TRANSPORTS.map((name) => `${name}:${t.roost.ports[name]}`));
   });
 });
