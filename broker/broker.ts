@@ -10,6 +10,7 @@
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
+import { installProtocolGuards } from './protocol.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
 export interface BrokerAuth {
@@ -95,6 +96,8 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     },
   };
   const broker = await Aedes.createBroker(options);
+  // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/protocol.ts).
+  installProtocolGuards(broker, { log });
 
   metrics.probes.connections = () => broker.connectedClients;
   broker.on('publish', (packet, client) => {
