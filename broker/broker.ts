@@ -1,9 +1,9 @@
 /**
  * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
  *   listeners.ts → Aedes parses it → authorizePublish runs publishSteps in order:
- *     1. checkTopic    (MQTT-1.5.3-2: no U+0000)
- *     2. checkAcl      (auth/: may this device write this topic?)
- *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
+ *     (topic names were already checked for UTF-8 and U+0000 as they were parsed: protocol.ts)
+ *     1. checkAcl      (auth/: may this device write this topic?)
+ *     2. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
  *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
@@ -56,12 +56,6 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
 
   type Step = (client: Client | null, packet: PublishPacket, next: (err?: Error | null) => void) => void;
 
-  // MQTT-1.5.3-2: a topic name holding U+0000 is a protocol violation; close the connection.
-  const checkTopic: Step = (_client, packet, next) => {
-    if (packet.topic.includes('\0')) return next(new Error('topic contains U+0000'));
-    next();
-  };
-
   const checkAcl: Step = (client, packet, next) => {
     if (!auth || !client || auth.checkPublish(client, packet)) return next();
     metrics.publishesDenied.inc();
@@ -76,7 +70,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     store.storePublish(client, packet, client && auth ? auth.deviceOf(client)?.username : undefined, next);
   };
 
-  const publishSteps: Step[] = [checkTopic, checkAcl, storeDurably];
+  const publishSteps: Step[] = [checkAcl, storeDurably];
 
   const options: AedesOptions = {
     id: opts.id,
