@@ -16,6 +16,7 @@ import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
 import auditRoutes from './routes/audit.js';
+import banRoutes from './routes/bans.js';
 import browserTokenRoutes from './routes/browser-tokens.js';
 import clusterRoutes from './routes/cluster.js';
 import deviceRoutes from './routes/devices.js';
@@ -121,5 +122,6 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(browserTokenRoutes, { prefix: '/api' });
   await app.register(uiRoutes);
   await app.register(clusterRoutes, { prefix: '/api' });
+  await app.register(banRoutes, { prefix: '/api' });
   return app;
 }

@@ -2,8 +2,9 @@
  * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
  *   listeners.ts → Aedes parses it → authorizePublish runs publishSteps in order:
  *     (topic names were already checked for UTF-8 and U+0000 as they were parsed: protocol.ts)
- *     1. checkAcl      (auth/: may this device write this topic?)
- *     2. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
+ *     1. checkLimits   (limits.ts: topic length closes the connection; an oversized payload is dropped)
+ *     2. checkAcl      (auth/: may this device write this topic?)
+ *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
  *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
@@ -11,6 +12,7 @@ import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type Pu
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
 import { installProtocolGuards } from './protocol.js';
+import { installLimits, type BrokerLimits, type LimitSettings } from './limits.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
 export interface BrokerAuth {
@@ -34,6 +36,8 @@ export interface RoostBrokerOptions {
   store?: BrokerStore;
   metrics: Metrics;
   log: Logger;
+  /** README "Limits, bans and faults"; absent: Aedes's defaults and no Roost limits. */
+  limits?: LimitSettings;
 }
 
 /**
@@ -48,16 +52,29 @@ export interface RoostBroker {
   useAuth(auth: BrokerAuth): void;
   /** The device behind a client, once auth is in use. */
   usernameOf(client: Client): string | undefined;
+  /** The per-connection limits, when configured (their reporter also counts connection limits). */
+  limits?: BrokerLimits;
 }
 
 export async function createRoostBroker(opts: RoostBrokerOptions): Promise<RoostBroker> {
   const { store, metrics, log } = opts;
   let auth: BrokerAuth | undefined;
+  let limits: BrokerLimits | undefined;
 
   type Step = (client: Client | null, packet: PublishPacket, next: (err?: Error | null) => void) => void;
 
+  const checkLimits: Step = (client, packet, next) => {
+    const verdict = limits && client ? limits.checkPublish(client, packet) : undefined;
+    if (verdict instanceof Error) return next(verdict);
+    if (verdict === 'drop') {
+      packet.topic = DENIED_TOPIC;
+      packet.retain = false;
+    }
+    next();
+  };
+
   const checkAcl: Step = (client, packet, next) => {
-    if (!auth || !client || auth.checkPublish(client, packet)) return next();
+    if (!auth || !client || packet.topic === DENIED_TOPIC || auth.checkPublish(client, packet)) return next();
     metrics.publishesDenied.inc();
     log.info({ clientId: client.id, topic: packet.topic, qos: packet.qos }, 'publish denied by ACL');
     packet.topic = DENIED_TOPIC;
@@ -70,12 +87,17 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     store.storePublish(client, packet, client && auth ? auth.deviceOf(client)?.username : undefined, next);
   };
 
-  const publishSteps: Step[] = [checkAcl, storeDurably];
+  const publishSteps: Step[] = [checkLimits, checkAcl, storeDurably];
 
   const options: AedesOptions = {
     id: opts.id,
     persistence: opts.persistence,
     mq: opts.mq,
+    ...(opts.limits && {
+      connectTimeout: opts.limits.connectTimeoutMs,
+      maxTopicLevels: opts.limits.maxTopicLevels,
+      maxInflightInbound: opts.limits.maxInflight,
+    }),
     authorizePublish(client, packet, callback) {
       let i = 0;
       const next = (err?: Error | null) => {
@@ -92,6 +114,10 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   const broker = await Aedes.createBroker(options);
   // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/protocol.ts).
   installProtocolGuards(broker, { log });
+  if (opts.limits) {
+    limits = installLimits(broker, opts.limits, metrics, log);
+    broker.authorizeSubscribe = limits.guardSubscribe(broker.authorizeSubscribe);
+  }
 
   metrics.probes.connections = () => broker.connectedClients;
   broker.on('publish', (packet, client) => {
@@ -111,8 +137,9 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
       auth = a;
       // Aedes reads these hooks from the instance at each call.
       broker.authenticate = a.authenticate;
-      broker.authorizeSubscribe = a.authorizeSubscribe;
+      broker.authorizeSubscribe = limits ? limits.guardSubscribe(a.authorizeSubscribe) : a.authorizeSubscribe;
     },
     usernameOf: (client) => auth?.deviceOf(client)?.username,
+    limits,
   };
 }

@@ -24,6 +24,8 @@ export interface ListenerOptions {
   tls?: TlsCredentials;
   /** ROOST_WS_ALLOWED_ORIGINS: pages from other origins are refused the WebSocket upgrade (403). */
   allowedOrigins?: readonly string[];
+  /** Counts each accepted socket (broker/limits-connections.ts); false means it was refused and destroyed. */
+  admit?: (socket: net.Socket) => boolean;
 }
 
 export type ListenerName = 'mqtt' | 'mqtts' | 'ws' | 'wss';
@@ -65,16 +67,24 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
   const sockets: WebSocketServer[] = [];
   const ports: Listeners['ports'] = {};
   let stopReloads = () => {};
-  const handle = (conn: net.Socket) => broker.handle(conn);
+  const handle = (conn: net.Socket) => {
+    if (!conn.destroyed) broker.handle(conn);
+  };
+  // Connection limits apply to the raw socket, before any TLS handshake or WebSocket upgrade.
+  const admit = opts.admit;
+  const limited = <S extends net.Server>(server: S): S => {
+    if (admit) server.prependListener('connection', (socket: net.Socket) => void admit(socket));
+    return server;
+  };
 
   try {
     if (opts.mqttPort !== 'off') {
-      const server = net.createServer(handle);
+      const server = limited(net.createServer(handle));
       servers.push(server);
       ports.mqtt = await listen(server, opts.mqttPort, opts.host);
     }
     if (opts.wsPort !== 'off') {
-      const server = http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
+      const server = limited(http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath)));
       sockets.push(attachWebSocket(server, broker, opts.wsPath, log, opts.allowedOrigins));
       servers.push(server);
       ports.ws = await listen(server, opts.wsPort, opts.host);
@@ -83,14 +93,14 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
       const credentials = opts.tls;
       const tlsServers: tls.Server[] = [];
       if (opts.mqttsPort !== 'off') {
-        const server = tls.createServer(credentials.serverOptions(), handle);
+        const server = limited(tls.createServer(credentials.serverOptions(), handle));
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
         servers.push(server);
         tlsServers.push(server);
         ports.mqtts = await listen(server, opts.mqttsPort, opts.host);
       }
       if (opts.wssPort !== 'off') {
-        const server = https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
+        const server = limited(https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath)));
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
         sockets.push(attachWebSocket(server, broker, opts.wsPath, log, opts.allowedOrigins));
         servers.push(server);

@@ -53,6 +53,18 @@ export function createMetrics() {
       help: 'Errors in one client connection (the client is closed, the process goes on)',
       registers: [registry],
     }),
+    limitHits: new Counter({
+      name: 'roost_limit_hits_total',
+      help: 'Times a limit refused or cut something (README: Limits, bans and faults), by limit',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
+    bansEnforced: new Counter({
+      name: 'roost_bans_enforced_total',
+      help: 'Connections refused at CONNECT or closed because a ban matched, by what matched (client_id, username, ip)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
   };
 }
 

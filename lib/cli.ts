@@ -11,6 +11,7 @@ import { openConfiguredDb, startApiOnly, startRoost, StartupError } from './roos
 import { createApiToken } from '../api/tokens.js';
 import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './cli-auth.js';
 import { IMPORT_COMMANDS, runImportCommand } from './cli-import.js';
+import { BAN_COMMANDS, runBanCommand } from './cli-bans.js';
 import { ImportError } from '../auth/go-auth-import.js';
 import { AuthError } from '../auth/errors.js';
 
@@ -95,6 +96,16 @@ async function main(argv: string[]): Promise<void> {
       out(token);
       return;
     }
+    case 'ban': {
+      const db = await openConfiguredDb(config);
+      try {
+        await migrate(db);
+        await runBanCommand([command, ...rest], { db, out });
+      } finally {
+        await db.close();
+      }
+      return;
+    }
     default: {
       if ((AUTH_COMMANDS as readonly string[]).includes(command) || (IMPORT_COMMANDS as readonly string[]).includes(command)) {
         const db = await openConfiguredDb(config);
@@ -106,7 +117,7 @@ async function main(argv: string[]): Promise<void> {
         }
         return;
       }
-      throw new UsageError(`unknown command "${command}"; commands: start, api, migrate, token create, ${[...AUTH_COMMANDS, ...IMPORT_COMMANDS].join(', ')}`);
+      throw new UsageError(`unknown command "${command}"; commands: start, api, migrate, token create, ${[...AUTH_COMMANDS, ...IMPORT_COMMANDS, ...BAN_COMMANDS].join(', ')}`);
     }
   }
 }

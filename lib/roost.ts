@@ -20,6 +20,10 @@ import { StoreWriter } from '../broker/store-writer.js';
 import { ActivityRecorder } from '../broker/activity.js';
 import { TlsCredentials, tlsByBroker } from '../broker/tls.js';
 import { startWebhooks } from '../broker/webhooks.js';
+import { limitSettingsFrom } from '../broker/limits.js';
+import { ConnectionLimiter } from '../broker/limits-connections.js';
+import { startBans, type Bans } from '../broker/bans.js';
+import { startFlappingDetection } from '../broker/flapping.js';
 import type { Config } from './config.js';
 import { openDb, type Db } from './db/index.js';
 import { migrate } from './db/migrate.js';
@@ -44,6 +48,7 @@ export interface Roost {
   auth: AuthHooks;
   presence: Presence;
   activity: ActivityRecorder;
+  bans: Bans;
   log: Logger;
   ports: Partial<Record<ListenerName | 'api', number>>;
   /** The first admin token, when this start created it (printed once by the CLI). */
@@ -172,12 +177,28 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       store,
       metrics,
       log: log.child({ component: 'broker' }),
+      limits: limitSettingsFrom(config),
     });
     const broker = roostBroker.aedes;
     cleanups.push(() => new Promise<void>((resolve) => broker.close(() => resolve())));
     const auth = await createAuthHooks({ db, broker, config, log: log.child({ component: 'auth' }) });
     cleanups.push(() => auth.close());
     roostBroker.useAuth(auth);
+    // After useAuth: the ban check wraps the authenticate hook it installed.
+    const bans = await startBans({ db, broker, usernameOf: roostBroker.usernameOf, metrics, log: log.child({ component: 'bans' }) });
+    cleanups.push(() => bans.close());
+    const stopFlapping = startFlappingDetection(
+      broker,
+      bans,
+      { maxCount: config.ROOST_FLAPPING_MAX, windowMs: config.ROOST_FLAPPING_WINDOW_S * 1000, banMs: config.ROOST_FLAPPING_BAN_S * 1000 },
+      roostBroker.limits!.reporter,
+      log.child({ component: 'bans' }),
+    );
+    cleanups.push(async () => stopFlapping());
+    const connectionLimiter = new ConnectionLimiter(
+      { maxConnections: config.ROOST_MAX_CONNECTIONS, maxConnectionsPerIp: config.ROOST_MAX_CONNECTIONS_PER_IP },
+      roostBroker.limits!.reporter,
+    );
     const presence = createPresence(broker, roostBroker.usernameOf);
     const stopSysStats = startSysStats(broker, metrics, config.ROOST_SYS_INTERVAL_S);
     cleanups.push(async () => stopSysStats());
@@ -205,6 +226,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         wsPath: config.ROOST_WS_PATH,
         allowedOrigins: config.ROOST_WS_ALLOWED_ORIGINS,
         tls,
+        admit: (socket) => connectionLimiter.admit(socket),
       },
       log,
     );
@@ -245,7 +267,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       })();
       return closing;
     };
-    return { broker, db, api, metrics, store, auth, presence, activity, log, ports, firstAdminToken, close };
+    return { broker, db, api, metrics, store, auth, presence, activity, bans, log, ports, firstAdminToken, close };
   } catch (err) {
     await unwind();
     throw err;

@@ -1,0 +1,76 @@
+/**
+ * Flapping detection (as EMQX does it): a client id whose connection ends more than `maxCount`
+ * times within `windowMs` is banned for `banMs` (a ban with created_by "flapping", on every node).
+ * Only connections that were accepted count: a refused CONNECT is cheap and already throttled.
+ */
+import type { Aedes } from 'aedes';
+import type { Logger } from '../lib/log.js';
+import type { Bans } from './bans.js';
+import type { LimitReporter } from './limits.js';
+
+export interface FlappingOptions {
+  /** 0 turns detection off. */
+  maxCount: number;
+  windowMs: number;
+  banMs: number;
+  /** Most client ids remembered at once; beyond it the oldest are forgotten. */
+  maxTracked?: number;
+  now?: () => number;
+}
+
+/** Disconnection times per client id, oldest first; pure bookkeeping. */
+export class FlappingDetector {
+  readonly #ends = new Map<string, number[]>();
+  readonly #now: () => number;
+
+  constructor(private readonly opts: FlappingOptions) {
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Records one disconnection; true when this one makes the client id a flapper. */
+  disconnected(clientId: string): boolean {
+    if (this.opts.maxCount === 0) return false;
+    const now = this.#now();
+    const since = now - this.opts.windowMs;
+    const ends = (this.#ends.get(clientId) ?? []).filter((t) => t > since);
+    ends.push(now);
+    // Re-insert so that Map order is least recently seen first.
+    this.#ends.delete(clientId);
+    if (ends.length > this.opts.maxCount) return true;
+    this.#ends.set(clientId, ends);
+    const max = this.opts.maxTracked ?? 100_000;
+    if (this.#ends.size > max) this.#ends.delete(this.#ends.keys().next().value!);
+    return false;
+  }
+
+  /** Forgets client ids with no disconnection inside the window. */
+  sweep(): void {
+    const since = this.#now() - this.opts.windowMs;
+    for (const [id, ends] of this.#ends) if (ends[ends.length - 1] <= since) this.#ends.delete(id);
+  }
+}
+
+export function startFlappingDetection(broker: Aedes, bans: Bans, opts: FlappingOptions, reporter: LimitReporter, log: Logger): () => void {
+  if (opts.maxCount === 0) return () => {};
+  const detector = new FlappingDetector(opts);
+  const onDisconnect = (client: { id: string }) => {
+    if (!client.id || !detector.disconnected(client.id)) return;
+    reporter.hit('flapping', { clientId: client.id, windowMs: opts.windowMs, banMs: opts.banMs }, 'client id banned');
+    bans
+      .ban({
+        kind: 'client_id',
+        value: client.id,
+        reason: `flapping: more than ${opts.maxCount} disconnections in ${Math.round(opts.windowMs / 1000)} s`,
+        createdBy: 'flapping',
+        expiresAt: new Date(Date.now() + opts.banMs),
+      })
+      .catch((err: Error) => log.error({ err: err.message, clientId: client.id }, 'cannot ban a flapping client'));
+  };
+  broker.on('clientDisconnect', onDisconnect);
+  const sweeper = setInterval(() => detector.sweep(), opts.windowMs);
+  sweeper.unref();
+  return () => {
+    clearInterval(sweeper);
+    broker.off('clientDisconnect', onDisconnect);
+  };
+}

@@ -1,0 +1,299 @@
+/**
+ * Per-connection limits (README: "Limits, bans and faults"). A limit refuses one thing or closes the
+ * connection, says which limit in a log line and counts roost_limit_hits_total{limit}:
+ *
+ *   packet_size      parser: a remaining length above maxPacketBytes closes the connection before the body is read
+ *   connect_timeout  Aedes connectTimeout: no CONNECT in time closes the connection (counted here)
+ *   keepalive        Aedes closes after 1.5 × the keep-alive without a packet (MQTT-3.1.2-24; counted here)
+ *   topic_levels     Aedes maxTopicLevels: closes the connection (counted here)
+ *   inflight         Aedes maxInflightInbound: one more QoS 2 awaiting PUBREL closes the connection (counted here)
+ *   topic_length     publish step: closes the connection; subscribe guard: SUBACK 0x80 for that filter
+ *   payload_size     publish step: dropped like an ACL denial (QoS 1/2 acknowledged, neither delivered nor stored)
+ *   subscriptions    subscribe guard: SUBACK 0x80 beyond maxSubscriptions
+ *   session_queue    persistence: a full persistent session gets no copy of new QoS 1/2 messages
+ *   client_buffer    delivery: a client whose socket does not take its bytes loses QoS 0, is closed on QoS 1/2
+ * Connection counts (max_connections, max_connections_per_ip) are in limits-connections.ts; flapping,
+ * which bans the client id, in flapping.ts.
+ */
+import type { Aedes, Client, PublishPacket, Subscription } from 'aedes';
+import type { Config } from '../lib/config.js';
+import type { Logger } from '../lib/log.js';
+import type { Metrics } from './metrics.js';
+
+export type LimitName =
+  | 'max_connections'
+  | 'max_connections_per_ip'
+  | 'packet_size'
+  | 'connect_timeout'
+  | 'keepalive'
+  | 'topic_levels'
+  | 'inflight'
+  | 'topic_length'
+  | 'payload_size'
+  | 'subscriptions'
+  | 'session_queue'
+  | 'client_buffer'
+  | 'flapping';
+
+export interface LimitSettings {
+  /** Passed to Aedes as connectTimeout, maxTopicLevels and maxInflightInbound. */
+  connectTimeoutMs: number;
+  maxTopicLevels: number;
+  maxInflight: number;
+  maxPacketBytes: number;
+  maxPayloadBytes: number;
+  maxTopicLength: number;
+  maxSubscriptions: number;
+  maxSessionQueue: number;
+  maxClientBufferBytes: number;
+}
+
+export function limitSettingsFrom(config: Config): LimitSettings {
+  return {
+    connectTimeoutMs: config.ROOST_CONNECT_TIMEOUT_MS,
+    maxTopicLevels: config.ROOST_MAX_TOPIC_LEVELS,
+    maxInflight: config.ROOST_MAX_INFLIGHT,
+    maxPacketBytes: config.ROOST_MAX_PACKET_BYTES,
+    maxPayloadBytes: config.ROOST_MAX_PAYLOAD_BYTES,
+    maxTopicLength: config.ROOST_MAX_TOPIC_LENGTH,
+    maxSubscriptions: config.ROOST_MAX_SUBSCRIPTIONS,
+    maxSessionQueue: config.ROOST_MAX_SESSION_QUEUE,
+    maxClientBufferBytes: config.ROOST_MAX_CLIENT_BUFFER_BYTES,
+  };
+}
+
+/** A limit that closes the connection: Aedes gets it as the error of the packet's handler. */
+export class LimitExceeded extends Error {
+  readonly code = 'ROOST_ERR_LIMIT';
+  constructor(
+    readonly limit: LimitName,
+    message: string,
+  ) {
+    super(`${limit}: ${message}`);
+  }
+}
+
+/** Counts every hit; logs at most one line per limit per second (a flood must not become a log flood). */
+export class LimitReporter {
+  readonly #lastLog = new Map<LimitName, { at: number; suppressed: number }>();
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  hit(limit: LimitName, fields: Record<string, unknown>, action: string): void {
+    this.metrics.limitHits.inc({ limit });
+    const now = Date.now();
+    const last = this.#lastLog.get(limit);
+    if (last && now - last.at < 1000) {
+      last.suppressed++;
+      return;
+    }
+    this.log.warn({ limit, ...fields, ...(last?.suppressed ? { suppressed: last.suppressed } : {}) }, `limit ${limit}: ${action}`);
+    this.#lastLog.set(limit, { at: now, suppressed: 0 });
+  }
+}
+
+/** Aedes's own limit errors, recognised by their message (Aedes 1.2 gives them no code). */
+const AEDES_LIMIT_ERRORS: Array<[RegExp, LimitName]> = [
+  [/^connect did not arrive in time/, 'connect_timeout'],
+  [/^keep alive timeout/, 'keepalive'],
+  [/^topic has too many levels/, 'topic_levels'],
+  [/^maxInflightInbound exceeded/, 'inflight'],
+];
+
+export function limitOf(err: Error): LimitName | undefined {
+  if (err instanceof LimitExceeded) return err.limit;
+  return AEDES_LIMIT_ERRORS.find(([re]) => re.test(err.message))?.[1];
+}
+
+type Deliver = (packet: PublishPacket, callback: () => void) => void;
+
+/** The Aedes 1.2 Client (lib/client.js) and mqtt-packet 9 Parser internals read here. */
+interface ClientInternals {
+  id: string;
+  conn: { writableLength?: number };
+  subscriptions: Record<string, unknown>;
+  deliver0: Deliver;
+  deliverQoS: Deliver;
+  close(): void;
+  _parser: { packet: { length: number; cmd?: string }; _parseLength(): boolean; _emitError(err: Error): void };
+}
+
+/** The persistence methods the session queue limit wraps (aedes-persistence's async interface). */
+interface QueuePersistence {
+  outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void>;
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
+  outgoingClearMessageId(client: { id: string }, packet: object): Promise<unknown>;
+  outgoingStream(client: { id: string }): AsyncIterable<unknown>;
+}
+
+export interface BrokerLimits {
+  readonly reporter: LimitReporter;
+  /** Publish step: an error closes the connection; 'drop' refuses the message like an ACL denial. */
+  checkPublish(client: Client, packet: PublishPacket): LimitExceeded | 'drop' | undefined;
+  /** Wraps an authorizeSubscribe hook with the topic length and subscription count limits. */
+  guardSubscribe(authorize: Aedes['authorizeSubscribe']): Aedes['authorizeSubscribe'];
+}
+
+const noop = () => {};
+
+export function installLimits(broker: Aedes, settings: LimitSettings, metrics: Metrics, log: Logger): BrokerLimits {
+  const reporter = new LimitReporter(metrics, log);
+  const queues = limitSessionQueues(broker, settings.maxSessionQueue, reporter);
+
+  const countAedesLimit = (client: Client | null, err: Error) => {
+    const limit = limitOf(err);
+    if (limit && !(err instanceof LimitExceeded)) reporter.hit(limit, { clientId: client?.id ?? undefined }, 'connection closed');
+  };
+  broker.on('clientError', countAedesLimit);
+  broker.on('connectionError', countAedesLimit);
+
+  const handle = broker.handle;
+  broker.handle = (conn, req) => {
+    const client = handle.call(broker, conn, req);
+    guardClient(client as unknown as ClientInternals);
+    return client;
+  };
+
+  function guardClient(client: ClientInternals): void {
+    // packet_size: judged on the announced remaining length, so the body is never buffered.
+    const parser = client._parser;
+    const parseLength = parser._parseLength;
+    parser._parseLength = function parseLengthWithLimit() {
+      const done = parseLength.call(this);
+      if (done && this.packet.length > settings.maxPacketBytes) {
+        const err = new LimitExceeded('packet_size', `${this.packet.cmd ?? 'packet'} of ${this.packet.length} bytes, limit ${settings.maxPacketBytes}`);
+        reporter.hit('packet_size', { clientId: client.id ?? undefined, bytes: this.packet.length }, 'connection closed');
+        this._emitError(err);
+        return false;
+      }
+      return done;
+    };
+
+    // client_buffer: a delivery never waits for the client's socket (one stuck reader must not hold
+    // the broker's delivery slots); instead what it has not taken is bounded.
+    const buffered = () => client.conn.writableLength ?? 0;
+    const deliver0 = client.deliver0;
+    client.deliver0 = function deliverQoS0WithLimit(packet, callback) {
+      if (buffered() >= settings.maxClientBufferBytes) {
+        reporter.hit('client_buffer', { clientId: client.id, buffered: buffered(), qos: 0 }, 'QoS 0 message dropped');
+      } else {
+        deliver0.call(this, packet, noop);
+      }
+      setImmediate(callback);
+    };
+    const deliverQoS = client.deliverQoS;
+    client.deliverQoS = function deliverWithLimit(packet, callback) {
+      if (packet.qos === 0) return deliverQoS.call(this, packet, callback);
+      if (queues.droppedFor(packet, client.id)) return setImmediate(callback);
+      if (buffered() >= settings.maxClientBufferBytes) {
+        reporter.hit('client_buffer', { clientId: client.id, buffered: buffered(), qos: packet.qos }, 'slow client disconnected');
+        // A persistent session keeps the message queued and gets it when it is back.
+        client.close();
+        return setImmediate(callback);
+      }
+      deliverQoS.call(this, packet, noop);
+      setImmediate(callback);
+    };
+  }
+
+  const checkPublish: BrokerLimits['checkPublish'] = (client, packet) => {
+    const topicBytes = Buffer.byteLength(packet.topic);
+    if (topicBytes > settings.maxTopicLength) {
+      reporter.hit('topic_length', { clientId: client.id, bytes: topicBytes }, 'connection closed');
+      return new LimitExceeded('topic_length', `topic of ${topicBytes} bytes, limit ${settings.maxTopicLength}`);
+    }
+    const payloadBytes = packet.payload?.length ?? 0;
+    if (payloadBytes > settings.maxPayloadBytes) {
+      reporter.hit('payload_size', { clientId: client.id, topic: packet.topic, bytes: payloadBytes }, 'publish dropped');
+      return 'drop';
+    }
+    return undefined;
+  };
+
+  // Filters granted but not yet in client.subscriptions (Aedes authorizes a SUBSCRIBE's filters in parallel).
+  const pending = new WeakMap<Client, Set<string>>();
+  broker.on('subscribe', (_subs, client) => pending.delete(client));
+  const guardSubscribe: BrokerLimits['guardSubscribe'] = (authorize) => (client, sub, done) => {
+    const topicBytes = Buffer.byteLength(sub.topic);
+    if (topicBytes > settings.maxTopicLength) {
+      reporter.hit('topic_length', { clientId: client.id, bytes: topicBytes }, 'subscription refused');
+      return done(null, null);
+    }
+    const held = (client as unknown as ClientInternals).subscriptions;
+    const isNew = !(sub.topic in held);
+    let waiting = pending.get(client);
+    let count = Object.keys(held).length;
+    for (const topic of waiting ?? []) if (!(topic in held)) count++;
+    if (isNew && count >= settings.maxSubscriptions) {
+      reporter.hit('subscriptions', { clientId: client.id, topic: sub.topic, max: settings.maxSubscriptions }, 'subscription refused');
+      return done(null, null);
+    }
+    authorize.call(broker, client, sub, (err: Error | null, granted?: Subscription | null) => {
+      if (!err && granted && isNew) {
+        if (!waiting) pending.set(client, (waiting = new Set()));
+        waiting.add(sub.topic);
+      }
+      done(err, granted);
+    });
+  };
+
+  return { reporter, checkPublish, guardSubscribe };
+}
+
+/**
+ * session_queue: how many QoS 1/2 messages each persistent session holds (queued offline, or sent and
+ * not yet acknowledged). Counted on enqueue and acknowledgement, re-read from the persistence when a
+ * client connects (a clean start empties it) and on first sight after a restart.
+ */
+function limitSessionQueues(broker: Aedes, max: number, reporter: LimitReporter) {
+  const persistence = (broker as unknown as { persistence: QueuePersistence }).persistence;
+  const counts = new Map<string, number>();
+  /** The sessions a PUBLISH was not queued for (the same packet object then reaches deliverQoS). */
+  const dropped = new WeakMap<object, Set<string>>();
+
+  async function countQueue(clientId: string): Promise<number> {
+    let n = 0;
+    for await (const _ of persistence.outgoingStream({ id: clientId })) n++;
+    return n;
+  }
+
+  const enqueueCombi = persistence.outgoingEnqueueCombi;
+  persistence.outgoingEnqueueCombi = async function enqueueWithLimit(this: QueuePersistence, subs, packet) {
+    const kept: Array<{ clientId: string }> = [];
+    for (const sub of subs ?? []) {
+      const n = counts.get(sub.clientId) ?? (await countQueue(sub.clientId));
+      if (n >= max) {
+        reporter.hit('session_queue', { clientId: sub.clientId, queued: n }, 'message not queued for this session');
+        let set = dropped.get(packet);
+        if (!set) dropped.set(packet, (set = new Set()));
+        set.add(sub.clientId);
+        counts.set(sub.clientId, n);
+        continue;
+      }
+      counts.set(sub.clientId, n + 1);
+      kept.push(sub);
+    }
+    if (kept.length > 0) await enqueueCombi.call(this, kept, packet);
+  };
+  // One code path for both, so a message is counted once whichever Aedes calls.
+  persistence.outgoingEnqueue = function enqueueOneWithLimit(this: QueuePersistence, sub, packet) {
+    return this.outgoingEnqueueCombi([sub], packet);
+  };
+  const clear = persistence.outgoingClearMessageId;
+  persistence.outgoingClearMessageId = async function clearCounted(this: QueuePersistence, client, packet) {
+    const removed = await clear.call(this, client, packet);
+    const n = counts.get(client.id);
+    if (removed && n !== undefined) counts.set(client.id, Math.max(0, n - 1));
+    return removed;
+  };
+  broker.on('clientReady', (client) => counts.delete(client.id));
+  broker.on('clientDisconnect', (client) => {
+    if (client.clean) counts.delete(client.id);
+  });
+
+  return {
+    droppedFor: (packet: object, clientId: string) => dropped.get(packet)?.has(clientId) ?? false,
+  };
+}
