@@ -31,6 +31,17 @@ export async function createSessionStore(opts: { db: Db; redisUrl?: string; log:
     // async generator (no .pipe), so hand Aedes a Readable over it.
     const retainedOf = persistence.createRetainedStreamCombi.bind(persistence);
     persistence.createRetainedStreamCombi = (patterns: string[]) => Readable.from(retainedOf(patterns));
+    // Aedes 1.2 stores a SUBSCRIBE's whole filter list once per filter, concurrently (aedes#458); the
+    // persistence then waits for its own broadcast with one waiter per client and first filter, so with
+    // clean=false and two or more filters all calls but one never finish and no SUBACK is sent.
+    // Store each SUBSCRIBE's list once; the other calls share that result.
+    const addSubscriptionsOnce = persistence.addSubscriptions.bind(persistence);
+    const storing = new WeakMap<object, Promise<unknown>>();
+    persistence.addSubscriptions = (client: unknown, subs: object) => {
+      let stored = storing.get(subs);
+      if (!stored) storing.set(subs, (stored = addSubscriptionsOnce(client, subs)));
+      return stored;
+    };
     // Our own connections: ioredis's ready check (INFO) must not run on a connection that already
     // subscribed, which throws "Connection in subscriber mode" when a SUBSCRIBE races the connect.
     const subConn = new Redis(opts.redisUrl, { enableReadyCheck: false });

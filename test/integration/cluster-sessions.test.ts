@@ -34,6 +34,24 @@ describe('sessions across three nodes', () => {
     first.end(true);
   });
 
+  it('grants a clean=false SUBSCRIBE of several filters at once, and its session keeps them on another node', async () => {
+    const [a, b] = cluster.nodes;
+    const first = await connectTo(a, { clientId: 'many-filters', clean: false });
+    const granted = await Promise.race([
+      first.subscribeAsync({ 'many/one/#': { qos: 1 }, 'many/two/#': { qos: 1 }, 'many/zero/#': { qos: 0 } }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no SUBACK')), 5000)),
+    ]);
+    expect(granted.map((g) => g.qos)).toEqual([1, 1, 0]);
+    await first.endAsync();
+    const back = await connectTo(b, { clientId: 'many-filters', clean: false });
+    const got = recorder(back);
+    const pub = await connectTo(a);
+    for (const t of ['many/one/x', 'many/two/x', 'many/zero/x']) await pub.publishAsync(t, t, { qos: 1 });
+    await waitFor('one message per restored filter', () => got.messages.length >= 3, 5000);
+    expect(got.messages.map((m) => m.topic).sort()).toEqual(['many/one/x', 'many/two/x', 'many/zero/x']);
+    await Promise.all([back.endAsync(), pub.endAsync()]);
+  });
+
   it('delivers queued QoS 1 messages in order on the node the client comes back to, and never again once acknowledged', async () => {
     const [a, b, c] = cluster.nodes;
     const clientId = 'roamer-2';
