@@ -173,15 +173,28 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
 
     // client_buffer: a delivery never waits for the client's socket (one stuck reader must not hold
     // the broker's delivery slots); instead what it has not taken is bounded.
-    const buffered = () => client.conn.writableLength ?? 0;
+    // Aedes writes a delivery on the next turn (setImmediate): bytes scheduled and not yet written
+    // count too, so a burst cannot pass the check all at once.
+    let scheduled = 0;
+    const buffered = () => (client.conn.writableLength ?? 0) + scheduled;
+    const sizeOf = (packet: PublishPacket) => (packet.payload?.length ?? 0) + packet.topic.length + 8;
+    /** Runs Aedes's delivery without waiting for the socket; callback once Aedes has written it. */
+    const deliverUnpaced = (deliver: Deliver, self: unknown, packet: PublishPacket, callback: () => void) => {
+      const size = sizeOf(packet);
+      scheduled += size;
+      deliver.call(self, packet, noop);
+      setImmediate(() => {
+        scheduled -= size;
+        callback();
+      });
+    };
     const deliver0 = client.deliver0;
     client.deliver0 = function deliverQoS0WithLimit(packet, callback) {
       if (buffered() >= settings.maxClientBufferBytes) {
         reporter.hit('client_buffer', { clientId: client.id, buffered: buffered(), qos: 0 }, 'QoS 0 message dropped');
-      } else {
-        deliver0.call(this, packet, noop);
+        return setImmediate(callback);
       }
-      setImmediate(callback);
+      deliverUnpaced(deliver0, this, packet, callback);
     };
     const deliverQoS = client.deliverQoS;
     client.deliverQoS = function deliverWithLimit(packet, callback) {
@@ -193,8 +206,7 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
         client.close();
         return setImmediate(callback);
       }
-      deliverQoS.call(this, packet, noop);
-      setImmediate(callback);
+      deliverUnpaced(deliverQoS, this, packet, callback);
     };
   }
 
