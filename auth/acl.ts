@@ -183,14 +183,38 @@ export function compileRules(rules: readonly AclRule[], username: string | undef
 export interface CompiledSubject {
   superuser: boolean;
   rules: readonly CompiledRule[];
+  /**
+   * Decisions already taken for this subject, per topic (devices publish to few topics, again and
+   * again). A subject is compiled anew when its rules change, so the memo never outlives them.
+   */
+  memo?: { write: Map<string, AclDecision>; read: Map<string, AclDecision> };
 }
 
 export function compileSubject(subject: AclSubject): CompiledSubject {
-  return { superuser: subject.superuser, rules: compileRules(subject.rules, subject.username, subject.clientId) };
+  return {
+    superuser: subject.superuser,
+    rules: compileRules(subject.rules, subject.username, subject.clientId),
+    memo: { write: new Map(), read: new Map() },
+  };
 }
+
+/** Topics remembered per subject and kind (small: memory per connection stays bounded). */
+const MEMO_SIZE = 32;
 
 /** Allow when a rule of the access kind matches, unless a deny of that kind matches too. */
 function decideTopic(subject: CompiledSubject, topic: string, write: boolean): AclDecision {
+  const memo = subject.memo && (write ? subject.memo.write : subject.memo.read);
+  const known = memo?.get(topic);
+  if (known) return known;
+  const decision = evaluateTopic(subject, topic, write);
+  if (memo) {
+    if (memo.size >= MEMO_SIZE) memo.clear();
+    memo.set(topic, decision);
+  }
+  return decision;
+}
+
+function evaluateTopic(subject: CompiledSubject, topic: string, write: boolean): AclDecision {
   const topicLevels = topic.split('/');
   let allow: CompiledRule | undefined;
   for (const c of subject.rules) {

@@ -87,6 +87,7 @@ export class StoreWriter implements BrokerStore {
   private idNext = 0n;
   private idEnd = 0n;
   private idle: Array<() => void> = [];
+  private storeByTopic = new Map<string, boolean>();
   /** True while the last write failed and a retry is pending (readiness reports it). */
   databaseDown = false;
 
@@ -98,10 +99,16 @@ export class StoreWriter implements BrokerStore {
     return this.queue.length + (this.running ? 1 : 0);
   }
 
-  /** Include/exclude topic filters decide what is stored. */
+  /** Include/exclude topic filters decide what is stored (remembered per topic: topics repeat). */
   shouldStore(topic: string): boolean {
-    const { include, exclude } = this.opts;
-    return include.some((f) => topicMatches(f, topic)) && !exclude.some((f) => topicMatches(f, topic));
+    let store = this.storeByTopic.get(topic);
+    if (store === undefined) {
+      const { include, exclude } = this.opts;
+      store = include.some((f) => topicMatches(f, topic)) && !exclude.some((f) => topicMatches(f, topic));
+      if (this.storeByTopic.size >= 10_000) this.storeByTopic.clear();
+      this.storeByTopic.set(topic, store);
+    }
+    return store;
   }
 
   storePublish(client: Client | null, packet: PublishPacket, username: string | undefined, done: Done): void {

@@ -23,7 +23,7 @@ function copyField(value: unknown): string {
   // bytea hex input \x.. with its backslash escaped for the COPY text format.
   if (Buffer.isBuffer(value)) return '\\\\x' + value.toString('hex');
   let text: string;
-  if (value instanceof Date) text = value.toISOString();
+  if (value instanceof Date) text = isoOf(value);
   else if (typeof value === 'object') text = JSON.stringify(value);
   else text = String(value);
   // Most fields need no escaping: test once before building a new string.
@@ -32,6 +32,14 @@ function copyField(value: unknown): string {
 }
 
 const NEEDS_ESCAPE = /[\\\t\n\r]/;
+
+/** Rows of one batch mostly share their millisecond: format each one once. */
+let lastIso = { ms: NaN, text: '' };
+function isoOf(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastIso.ms) lastIso = { ms, text: date.toISOString() };
+  return lastIso.text;
+}
 
 export async function openPostgres(url: string, poolSize: number): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
