@@ -113,7 +113,8 @@ export class StoreWriter implements BrokerStore {
 
   storePublish(client: Client | null, packet: PublishPacket, username: string | undefined, done: Done): void {
     if (!this.shouldStore(packet.topic)) return done();
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
+    // The parsed payload is not changed by Aedes after this: keep it, no copy.
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const item: Pending = {
       topic: packet.topic,
       payload,
