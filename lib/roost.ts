@@ -15,6 +15,7 @@ import { createPresence, type Presence } from '../broker/presence.js';
 import { joinCluster } from '../broker/cluster.js';
 import { openClusterRegistry } from '../broker/cluster-registry.js';
 import { startSysStats } from '../broker/sys-stats.js';
+import { startRetainedMirror } from '../broker/retained-mirror.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
 import { ActivityRecorder } from '../broker/activity.js';
@@ -200,6 +201,10 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       roostBroker.limits!.reporter,
     );
     const presence = createPresence(broker, roostBroker.usernameOf);
+    if (config.REDIS_URL) {
+      const stopMirror = startRetainedMirror(broker, db, log.child({ component: 'retained-mirror' }));
+      cleanups.push(stopMirror);
+    }
     const stopSysStats = startSysStats(broker, metrics, config.ROOST_SYS_INTERVAL_S);
     cleanups.push(async () => stopSysStats());
 

@@ -49,6 +49,14 @@ describe.each(SETUPS)('restart with persistent sessions (%s, redis: %s)', (backe
         expect(r?.payload.toString()).toBe('retained-value');
         expect(r?.retain).toBe(true);
         await late.endAsync();
+        // Queryable by SQL whichever persistence holds it (with Redis: a copy kept in the table).
+        const deadline = Date.now() + 3000;
+        let rows: Array<{ payload: Buffer }> = [];
+        while (rows.length === 0 && Date.now() < deadline) {
+          rows = (await t.roost.db.query<{ payload: Buffer }>('SELECT payload FROM retained_messages WHERE topic = $1', [`${topic}/state`])).rows;
+          if (rows.length === 0) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(rows.map((row) => row.payload.toString())).toEqual(['retained-value']);
       } finally {
         await t.roost.close();
       }
