@@ -1,0 +1,84 @@
+/**
+ * Roost as its own process (`node dist/lib/cli.js start`) on a fresh PostgreSQL database, for tests
+ * that must watch the process itself: that it never exits, its RSS, what SIGTERM does.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createPostgresDatabase } from '../helpers/db.js';
+import { freePort } from '../helpers/services.js';
+
+const CLI = path.resolve('dist/lib/cli.js');
+
+export const PROCESS_ADMIN = { username: 'robust-admin', password: 'robust-admin-password' };
+
+export interface RoostProcess {
+  child: ChildProcess;
+  mqttPort: number;
+  apiPort: number;
+  databaseUrl: string;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** Resident set size in bytes (VmRSS). */
+  rss(): number;
+  /** Kills it if still running and drops the database. */
+  destroy(): Promise<void>;
+}
+
+export async function startRoostProcess(env: Record<string, string> = {}): Promise<RoostProcess> {
+  const created = await createPostgresDatabase();
+  const [mqttPort, apiPort] = [await freePort(), await freePort()];
+  const base = { PATH: process.env.PATH ?? '', DATABASE_URL: created.url, ROOST_BCRYPT_COST: '4' };
+  const added = spawnSync('node', [CLI, 'device', 'add', PROCESS_ADMIN.username, '--password', PROCESS_ADMIN.password, '--superuser'], { env: base, encoding: 'utf8' });
+  if (added.status !== 0) throw new Error(`roost device add failed: ${added.stderr}`);
+  const child = spawn('node', [CLI, 'start'], {
+    env: {
+      ...base,
+      ROOST_LOG_LEVEL: 'warn',
+      ROOST_HOST: '127.0.0.1',
+      ROOST_API_HOST: '127.0.0.1',
+      ROOST_MQTT_PORT: String(mqttPort),
+      ROOST_API_PORT: String(apiPort),
+      ROOST_WS_PORT: 'off',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  const started = Date.now();
+  while (!(await fetch(`http://127.0.0.1:${apiPort}/ready`).then((r) => r.ok, () => false))) {
+    if (child.exitCode !== null || Date.now() - started > 30_000) {
+      child.kill('SIGKILL');
+      await created.drop();
+      throw new Error(`Roost did not become ready: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    mqttPort,
+    apiPort,
+    databaseUrl: created.url,
+    exited,
+    output: () => out,
+    rss() {
+      // 0 once the process is gone (the caller asserts that it is not).
+      const status = child.exitCode === null && child.signalCode === null ? readFileSync(`/proc/${child.pid}/status`, 'utf8') : '';
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    },
+    async destroy() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      await created.drop();
+    },
+  };
+}
