@@ -68,7 +68,9 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
     if (client) received++;
   });
   const authorizeForward = broker.authorizeForward.bind(broker);
+  const isDuplicate = duplicateDeliveries();
   broker.authorizeForward = (client, packet) => {
+    if (isDuplicate(client, packet)) return null;
     const forwarded = authorizeForward(client, packet);
     if (forwarded) delivered++;
     return forwarded;
@@ -144,5 +146,36 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
         .catch(warn('leave'));
       redis.disconnect();
     },
+  };
+}
+
+
+/** How many recent deliveries per client are remembered to drop the copy an overlapping subscription makes. */
+const RECENT_DELIVERIES = 32;
+
+/**
+ * Aedes (client.js dedupe) drops a delivery whose brokerCounter is not above the last one the client
+ * got from the same node, meant for overlapping subscriptions (one copy per matching filter). But a
+ * QoS 1/2 packet is numbered when created and reaches the bus only after its offline queueing, a Redis
+ * round trip, so a QoS 0 packet numbered later overtakes it: a persistent subscriber lost the QoS 1
+ * message as a "duplicate". Here the check is exact instead: a client's Aedes counter table ignores
+ * writes, and a delivery is dropped only when the same node's same packet number was delivered to
+ * that client moments ago.
+ */
+function duplicateDeliveries(): (client: Client, packet: { brokerId?: string; brokerCounter?: number }) => boolean {
+  const recent = new WeakMap<Client, string[]>();
+  const ignoresWrites = () => new Proxy(Object.create(null) as Record<string, number>, { set: () => true });
+  return (client, packet) => {
+    let seen = recent.get(client);
+    if (!seen) {
+      recent.set(client, (seen = []));
+      (client as unknown as { duplicates: Record<string, number> }).duplicates = ignoresWrites();
+    }
+    if (!packet.brokerId) return false;
+    const key = `${packet.brokerId}:${packet.brokerCounter}`;
+    if (seen.includes(key)) return true;
+    seen.push(key);
+    if (seen.length > RECENT_DELIVERIES) seen.shift();
+    return false;
   };
 }

@@ -47,6 +47,18 @@ describe.each([2, 3])('a cluster of %i nodes', (size) => {
     await Promise.all([sub, ...pubs].map((c) => c.endAsync()));
   });
 
+  it('delivers a message matching two overlapping subscriptions once', async () => {
+    const sub = await connectTo(cluster.nodes[0]);
+    const got = recorder(sub);
+    await sub.subscribeAsync({ [`overlap/${size}/#`]: { qos: 1 }, [`overlap/${size}/+/x`]: { qos: 1 } });
+    const pub = await connectTo(cluster.nodes[size - 1]);
+    for (let i = 0; i < 20; i++) await pub.publishAsync(`overlap/${size}/a/x`, String(i), { qos: 1 });
+    await waitFor('20 messages', () => got.messages.length >= 20, 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.messages.map((m) => Number(m.payload))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await Promise.all([sub.endAsync(), pub.endAsync()]);
+  });
+
   it('gives a new subscriber on node A the retained message a client on the last node set', async () => {
     const last = cluster.nodes[size - 1];
     const pub = await connectTo(last);

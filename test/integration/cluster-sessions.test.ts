@@ -34,6 +34,31 @@ describe('sessions across three nodes', () => {
     first.end(true);
   });
 
+  it('gives a persistent subscriber every QoS 1 message while QoS 0 traffic on the same filter overtakes them', async () => {
+    // A QoS 1 publish reaches the bus after a Redis round trip (its offline queueing); QoS 0 ones
+    // published meanwhile get there first. Aedes once dropped the QoS 1 message as a duplicate.
+    const [a, b] = cluster.nodes;
+    const sub = await connectTo(a, { clientId: 'mixed-qos', clean: false });
+    await sub.subscribeAsync('mixed/#', { qos: 1 });
+    const got = recorder(sub);
+    const pub1 = await connectTo(b);
+    const pub0 = await connectTo(b);
+    let flooding = true;
+    const flood = (async () => {
+      while (flooding) {
+        pub0.publish('mixed/zero', 'z', { qos: 0 });
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    for (let i = 0; i < 300; i++) await pub1.publishAsync('mixed/seq', String(i), { qos: 1 });
+    flooding = false;
+    await flood;
+    const seq = () => got.messages.filter((m) => m.topic === 'mixed/seq').map((m) => Number(m.payload));
+    await waitFor('the 300 QoS 1 messages', () => seq().length >= 300, 10_000).catch(() => {});
+    expect(seq()).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    await Promise.all([sub, pub1, pub0].map((c) => c.endAsync()));
+  });
+
   it('grants a clean=false SUBSCRIBE of several filters at once, and its session keeps them on another node', async () => {
     const [a, b] = cluster.nodes;
     const first = await connectTo(a, { clientId: 'many-filters', clean: false });
