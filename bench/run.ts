@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { readCredentials, type Credential } from './credentials.js';
 import type { LoadResult, ScenarioName } from './loadgen.js';
 import { profileMarkdown, summariseProfile } from './profile.js';
+import { IDLE_TARGETS, idleMarkdown, runIdle, type IdleResult } from './idle.js';
 import { machine, notesList, resultsTable, rowsList, type Cell, type RunInfo } from './report.js';
 import {
   TARGETS,
@@ -26,6 +27,8 @@ import {
 } from './targets.js';
 
 const SCENARIOS: ScenarioName[] = ['qos0', 'qos1', 'qos1-rate', 'connect'];
+/** Scenarios run only when asked for (--scenarios idle): bench/idle.ts. */
+const OPT_IN = ['idle'] as const;
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 const { values } = parseArgs({
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     publishers: { type: 'string', default: '8' },
     rate: { type: 'string', default: '10000' },
     clients: { type: 'string', default: '2000' },
+    'idle-connections': { type: 'string', default: '10000' },
     credentials: { type: 'string', default: process.env.BENCH_CREDENTIALS },
     'broker-cpus': { type: 'string', default: '0' },
     'load-cpus': { type: 'string', default: '1' },
@@ -54,7 +58,8 @@ function listOf<T extends string>(value: string, allowed: readonly T[], what: st
 }
 
 const targets = listOf(values.targets!, TARGETS, 'target');
-const scenarios = listOf(values.scenarios!, SCENARIOS, 'scenario');
+const asked = listOf<ScenarioName | (typeof OPT_IN)[number]>(values.scenarios!, [...SCENARIOS, ...OPT_IN], 'scenario');
+const scenarios = asked.filter((s): s is ScenarioName => s !== 'idle');
 const durationSec = Number(values.duration);
 const rate = Number(values.rate);
 const clients = Number(values.clients);
@@ -211,6 +216,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => (stopPg(), process.exit(130)));
   const cells: Cell[] = [];
   const profiled: Cell[] = [];
+  let idle: IdleResult[] | undefined;
   try {
     for (const scenario of scenarios) {
       for (const target of targets) {
@@ -229,6 +235,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (asked.includes('idle')) idle = await runIdle(targets.filter((t) => IDLE_TARGETS.includes(t)), ctx, Number(values['idle-connections']));
   } finally {
     stopPg();
   }
@@ -269,6 +276,7 @@ async function main(): Promise<void> {
     notesList(cells),
     '',
   ];
+  if (idle) md.push('## Idle connections', '', `${values['idle-connections']} idle connections per target (bench/idle.ts); RSS of the broker process alone.`, '', idleMarkdown(idle), '');
   if (profileDir) {
     md.push(
       '## Where Roost’s time goes (CPU profile, self time)',
