@@ -47,6 +47,20 @@ export async function createSessionStore(opts: { db: Db; redisUrl?: string; log:
     const subConn = new Redis(opts.redisUrl, { enableReadyCheck: false });
     const pubConn = new Redis(opts.redisUrl);
     const mq = new MQEmitterRedis({ subConn, pubConn });
+    // While Redis is away, mqemitter-redis re-emits each connection error on `mq.state`, an
+    // EventEmitter without an 'error' listener: unhandled, that exits the process. ioredis reconnects
+    // by itself (and re-subscribes), so log and carry on.
+    let redisDown = false;
+    const onRedisError = (err: Error) => {
+      if (!redisDown) opts.log.warn({ err: err.message }, 'Redis unreachable; reconnecting');
+      redisDown = true;
+    };
+    mq.state.on('error', onRedisError);
+    conn.on('error', onRedisError);
+    conn.on('ready', () => {
+      if (redisDown) opts.log.warn('Redis reachable again');
+      redisDown = false;
+    });
     return {
       persistence,
       mq,

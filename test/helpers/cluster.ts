@@ -3,7 +3,9 @@
  * PostgreSQL database and one Redis server of their own, for the cluster tests. Everything a test
  * starts here is stopped by `cluster.stop()`.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { openDb, type Db } from '../../lib/db/index.js';
@@ -50,9 +52,47 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
   }
 }
 
+/**
+ * redis-server with an append-only file, as in docker-compose.yml: what it holds (sessions, queues,
+ * retained messages) survives stop() and start() on the same port.
+ */
+export async function startAppendOnlyRedis(): Promise<RedisServer & { destroy(): Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'roost-redis-'));
+  let child: ChildProcess | undefined;
+  const server = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async start() {
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec'], { stdio: 'ignore' });
+      await waitFor('redis-server', () => {
+        try {
+          return execFileSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).includes('PONG');
+        } catch {
+          return false;
+        }
+      }, 10_000);
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM'); // redis-server flushes its append-only file on SIGTERM
+      });
+    },
+    async destroy() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}
+
 /** A new database with the superuser device CLUSTER_USER and an admin API token, and a new Redis. */
-export async function startTestCluster(): Promise<TestCluster> {
-  const redis = await startRedis();
+export async function startTestCluster(opts: { appendOnlyRedis?: boolean } = {}): Promise<TestCluster> {
+  const redis = opts.appendOnlyRedis ? await startAppendOnlyRedis() : await startRedis();
   const created = await createPostgresDatabase();
   const dbEnv = { DATABASE_URL: created.url };
   cli(['device', 'add', CLUSTER_USER.username, '--password', CLUSTER_USER.password, '--superuser'], dbEnv);
@@ -121,7 +161,7 @@ export async function startTestCluster(): Promise<TestCluster> {
     async stop() {
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
       for (const db of dbs) await db.close().catch(() => {});
-      await redis.stop();
+      await ('destroy' in redis ? (redis.destroy as () => Promise<void>)() : redis.stop());
       await created.drop();
     },
   };
