@@ -16,6 +16,15 @@ export function decodeCursor(cursor: string | undefined, arity: number): unknown
   throw new ApiErrors.badCursor();
 }
 
+/** A cursor whose one key is a row id: anything else is refused with 400, never passed to SQL. */
+export function decodeIdCursor(cursor: string | undefined): string | null {
+  const key = decodeCursor(cursor, 1);
+  if (!key) return null;
+  const id = String(key[0]);
+  if (!/^[0-9]{1,18}$/.test(id)) throw new ApiErrors.badCursor();
+  return id;
+}
+
 /** Items plus the cursor of the next page (null when this is the last page). */
 export function page<T>(rows: T[], limit: number, keyOf: (row: T) => unknown[]): { items: T[]; next_cursor: string | null } {
   const items = rows.slice(0, limit);

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { bearerSecurity, requireRole } from '../auth.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
 
 /** The audit log, newest first, for admins. */
 const auditRoutes: FastifyPluginAsync = async (app) => {
@@ -42,13 +42,13 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
       },
     },
   }, async (req) => {
-    const before = decodeCursor(req.query.cursor, 1);
+    const before = decodeIdCursor(req.query.cursor);
     const res = await db.query<{ id: string }>(
       `SELECT id, at, actor, action, target, ip, detail FROM audit_log
         WHERE ($1::bigint IS NULL OR id < $1::bigint)
           AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR target = $3)
         ORDER BY id DESC LIMIT $4`,
-      [before?.[0] ?? null, req.query.action ?? null, req.query.target ?? null, req.query.limit + 1],
+      [before, req.query.action ?? null, req.query.target ?? null, req.query.limit + 1],
     );
     return page(res.rows, req.query.limit, (r) => [r.id]);
   });

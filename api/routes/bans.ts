@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
 import { BAN_KINDS, BanValueError, MAX_BAN_VALUE_LENGTH, type Ban, type BanKind } from '../../broker/bans-list.js';
 import { addBan, listBans, removeBan } from '../../broker/bans-store.js';
 
@@ -44,9 +44,8 @@ const banRoutes: FastifyPluginAsync = async (app) => {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: banSchema }, next_cursor: nextCursorSchema } }, ...err },
     },
   }, async (req) => {
-    const after = decodeCursor(req.query.cursor, 1);
-    if (after && !/^[0-9]{1,18}$/.test(String(after[0]))) throw new ApiErrors.badCursor();
-    const rows = await listBans(db, { afterId: after ? String(after[0]) : undefined, limit: req.query.limit + 1, kind: req.query.kind, includeExpired: req.query.include_expired });
+    const after = decodeIdCursor(req.query.cursor);
+    const rows = await listBans(db, { afterId: after ?? undefined, limit: req.query.limit + 1, kind: req.query.kind, includeExpired: req.query.include_expired });
     const { items, next_cursor } = page(rows, req.query.limit, (b) => [b.id]);
     return { items: items.map(wire), next_cursor };
   });

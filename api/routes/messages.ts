@@ -6,6 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { decodeCursor, nextCursorSchema, page } from '../pagination.js';
+import { ApiErrors } from '../errors.js';
 import { topicCondition } from '../topic-sql.js';
 
 export const messageSchema = {
@@ -104,6 +105,9 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
     if (q.from) add((n) => `received_at >= $${n}`, new Date(q.from));
     if (q.to) add((n) => `received_at < $${n}`, new Date(q.to));
     const before = decodeCursor(q.cursor, 2);
+    if (before && (Number.isNaN(new Date(before[0] as string).getTime()) || !/^[0-9]{1,18}$/.test(String(before[1])))) {
+      throw new ApiErrors.badCursor();
+    }
     if (before) {
       params.push(new Date(before[0] as string), before[1]);
       where.push(`(received_at, id) < ($${params.length - 1}, $${params.length}::bigint)`);

@@ -11,7 +11,7 @@ import type { Queryable } from '../../lib/db/index.js';
 import { audit, auditAs } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
 import { generatePassword } from './devices.js';
 
 /** Signed requests older than this (or from further in the future) are refused. */
@@ -129,7 +129,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: keySchema }, next_cursor: nextCursorSchema } }, ...err },
     },
   }, async (req) => {
-    const after = decodeCursor(req.query.cursor, 1)?.[0] ?? null;
+    const after = decodeIdCursor(req.query.cursor);
     const res = await db.query<KeyRow>('SELECT * FROM provisioning_keys WHERE ($1::bigint IS NULL OR id > $1::bigint) ORDER BY id LIMIT $2', [after, req.query.limit + 1]);
     return page(res.rows, req.query.limit, (r) => [r.id]);
   });

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { nextCursorSchema, page, pageQuerySchema, decodeCursor } from '../pagination.js';
+import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
 import { createApiToken } from '../tokens.js';
 
 const tokenSchema = {
@@ -54,11 +54,11 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: tokenSchema }, next_cursor: nextCursorSchema } }, ...err },
     },
   }, async (req) => {
-    const after = decodeCursor(req.query.cursor, 1);
+    const after = decodeIdCursor(req.query.cursor);
     const res = await db.query<{ id: string }>(
       `SELECT id, name, role, created_at, expires_at, last_used_at FROM api_tokens
         WHERE ($1::bigint IS NULL OR id > $1::bigint) ORDER BY id LIMIT $2`,
-      [after?.[0] ?? null, req.query.limit + 1],
+      [after, req.query.limit + 1],
     );
     return page(res.rows, req.query.limit, (r) => [r.id]);
   });

@@ -8,7 +8,7 @@ import { WEBHOOK_EVENTS } from '../../broker/webhooks.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeCursor, decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
 import { filterToRegex } from '../topic-sql.js';
 
 const webhookSchema = {
@@ -284,7 +284,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
     },
   }, async (req) => {
     const hook = await load(req.params.name);
-    const before = decodeCursor(req.query.cursor, 1)?.[0] ?? null;
+    const before = decodeIdCursor(req.query.cursor);
     const res = await db.query<{ id: string; at: Date; batch_key: string; events: number; attempt: number; status: number | null; error: string | null; duration_ms: number; lag_ms: string }>(
       `SELECT d.id::text AS id, d.at, d.batch_key, d.events, d.attempt, d.status, d.error, d.duration_ms, d.lag_ms FROM webhook_deliveries d
         WHERE d.hook_id = $1 AND ($2::bigint IS NULL OR d.id < $2::bigint) ORDER BY d.id DESC LIMIT $3`,
