@@ -38,6 +38,13 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   const { db } = app.roost;
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 409: { $ref: 'error#' } };
   const nameParams = { type: 'object', properties: { name: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
+  /** Giving a device a role, or taking it away. */
+  const assignmentSchema = {
+    tags: ['acl'],
+    security: bearerSecurity,
+    params: { type: 'object', properties: { name: { type: 'string' }, username: { type: 'string' } } },
+    response: { 204: { type: 'null' }, ...err },
+  } as const;
 
   app.post<{ Body: { name: string; description?: string } }>('/roles', {
     preHandler: requireRole('admin'),
@@ -83,12 +90,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
 
   app.put<{ Params: { name: string; username: string } }>('/roles/:name/devices/:username', {
     preHandler: requireRole('admin'),
-    schema: {
-      tags: ['acl'],
-      security: bearerSecurity,
-      params: { type: 'object', properties: { name: { type: 'string' }, username: { type: 'string' } } },
-      response: { 204: { type: 'null' }, ...err },
-    },
+    schema: assignmentSchema,
   }, async (req, reply) => {
     await assignRole(db, req.params.username, req.params.name);
     await audit(db, req, 'role.assign', req.params.username, { role: req.params.name });
@@ -97,12 +99,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
 
   app.delete<{ Params: { name: string; username: string } }>('/roles/:name/devices/:username', {
     preHandler: requireRole('admin'),
-    schema: {
-      tags: ['acl'],
-      security: bearerSecurity,
-      params: { type: 'object', properties: { name: { type: 'string' }, username: { type: 'string' } } },
-      response: { 204: { type: 'null' }, ...err },
-    },
+    schema: assignmentSchema,
   }, async (req, reply) => {
     if (!(await unassignRole(db, req.params.username, req.params.name))) {
       throw new ApiErrors.notFound(`role ${req.params.name} on device ${req.params.username}`);
