@@ -71,6 +71,36 @@ describe('admin actions and the cluster view on two nodes', () => {
     for (const node of [a, b]) await expect(connectTo(node, creds)).rejects.toThrow(/Not authorized/i);
   });
 
+  it('disconnects a client on node B within 1 s when node A’s API bans its client id, and refuses it on both nodes', async () => {
+    const [a, b] = cluster.nodes;
+    const victim = await connectTo(b, { clientId: 'ban-me' });
+    const closed = closedWithin(victim);
+    const res = await nodeApi(cluster, a, 'POST', '/api/bans', { kind: 'client_id', value: 'ban-me', reason: 'cluster test' });
+    expect([200, 201]).toContain(res.status);
+    expect(await closed).toBeLessThan(1000);
+    for (const node of [a, b]) await expect(connectTo(node, { clientId: 'ban-me' })).rejects.toThrow(/Not authorized/i);
+  });
+
+  it('applies a deny rule added through node A’s API to a subscriber on node B within 1 s', async () => {
+    const [a, b] = cluster.nodes;
+    const created = await nodeApi(cluster, a, 'POST', '/api/devices', { username: 'ruled' });
+    expect(created.status).toBe(201);
+    expect((await nodeApi(cluster, a, 'POST', '/api/rules', { device: 'ruled', pattern: 'ruled/#', access: 'readwrite' })).status).toBe(201);
+    const sub = await connectTo(b, { username: 'ruled', password: created.body.password as string });
+    const got = recorder(sub);
+    await sub.subscribeAsync('ruled/#', { qos: 1 });
+    const pub = await connectTo(a);
+    await pub.publishAsync('ruled/secret/x', 'before', { qos: 1 });
+    await waitFor('the message before the rule', () => got.messages.length === 1, 3000);
+    expect((await nodeApi(cluster, a, 'POST', '/api/rules', { device: 'ruled', pattern: 'ruled/secret/#', access: 'read', effect: 'deny' })).status).toBe(201);
+    await new Promise((r) => setTimeout(r, 1000));
+    await pub.publishAsync('ruled/secret/x', 'after', { qos: 1 });
+    await pub.publishAsync('ruled/open/x', 'open', { qos: 1 });
+    await waitFor('the allowed message', () => got.messages.some((m) => m.payload === 'open'), 3000);
+    expect(got.messages.map((m) => m.payload)).toEqual(['before', 'open']);
+    await Promise.all([sub.endAsync(), pub.endAsync()]);
+  });
+
   it('lists both nodes up with address, connections and message rates', async () => {
     const [a, b] = cluster.nodes;
     const sub = await connectTo(b);
