@@ -170,8 +170,17 @@ describe('as an admin', () => {
     await screenshot(page, 'dashboard-stats');
 
     await open(page, 'bans');
-    await page.locator('[data-test=no-bans], main table').first().waitFor();
+    await page.locator('[data-test=no-bans]').waitFor();
+    await page.locator('input[name=value]').fill('flaky-logger-9');
+    await page.locator('input[name=reason]').fill('reconnect storm');
+    await page.locator('button:has-text("Ban")').click();
+    await page.locator('main table td:has-text("flaky-logger-9")').waitFor();
+    const bans = (await api(t, 'GET', '/api/bans')).body.items;
+    expect(bans).toEqual([expect.objectContaining({ kind: 'client_id', value: 'flaky-logger-9', reason: 'reconnect storm' })]);
     await screenshot(page, 'dashboard-bans');
+    await page.locator('button:has-text("Lift")').click();
+    await page.locator('[data-test=no-bans]').waitFor();
+    expect((await api(t, 'GET', '/api/bans')).body.items).toEqual([]);
   });
 });
 
