@@ -126,7 +126,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend: BackendName) => {
     expect(created.status).toBe(201);
     receiver.secret = created.body.secret;
     expect(receiver.secret).toMatch(/^whsec_/);
-    receiver.failEvery = 7;
+    receiver.failEvery = 2; // every second request fails after it arrived: duplicates are certain, even with few large batches
 
     const PUBLISHERS = 4;
     const PER_PUBLISHER = backend === 'postgres' ? 750 : 300;
