@@ -2,7 +2,8 @@
  * With REDIS_URL, retained messages live in Redis (aedes-persistence-redis). This keeps a copy in
  * the retained_messages table so they stay queryable by SQL whichever persistence holds them.
  * Written in batches a few times a second, off the publish path; an empty retained payload
- * deletes the row (MQTT-3.3.1-10), as it deletes the retained message.
+ * deletes the row (MQTT-3.3.1-10), as it deletes the retained message. At start every retained
+ * message Redis holds is copied once, so a copy missed while this node was down heals itself.
  */
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { Db } from '../lib/db/index.js';
@@ -44,6 +45,17 @@ export function startRetainedMirror(broker: Aedes, db: Db, log: Logger, interval
   };
   const timer = setInterval(() => void flush(), intervalMs);
   timer.unref();
+  void (async () => {
+    try {
+      const store = (broker as unknown as { persistence: { createRetainedStreamCombi(p: string[]): AsyncIterable<AedesPublishPacket> } }).persistence;
+      for await (const packet of store.createRetainedStreamCombi(['#'])) {
+        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+        if (!pending.has(packet.topic) && payload.length > 0) pending.set(packet.topic, { payload, qos: packet.qos });
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not read retained messages to copy them');
+    }
+  })();
   return async () => {
     clearInterval(timer);
     await flush();
