@@ -10,6 +10,8 @@
  *   qos0       N publishers → 1 subscriber on PREFIX/#, QoS 0; delivered msg/s at the subscriber.
  *              At most --window messages are in flight between publishers and subscriber, so a
  *              broker is measured at the rate it sustains, not at how much it can buffer.
+ *              --subscribers M: M subscribers (fan-out), deliveries counted over all of them.
+ *              --pub-ports/--sub-ports P1,P2: publishers/subscribers spread over several brokers (a cluster).
  *   qos1       N publishers, --inflight QoS 1 publishes each, a new one per PUBACK; acked msg/s and
  *              PUBACK latency. A QoS 0 subscriber on PREFIX/# counts deliveries.
  *   qos1-rate  as qos1 at a fixed offered --rate (msg/s in total). Latency counts from the time a
@@ -43,6 +45,12 @@ interface Options {
   connectMaxSec: number;
   prefix: string;
   credentials: Credential[];
+  /** Ports the publishers connect to, in turn (cluster bench: several nodes); default [port]. */
+  pubPorts: number[];
+  /** Ports the subscribers connect to, in turn; default [port]. */
+  subPorts: number[];
+  /** qos0: subscribers on PREFIX/# (fan-out); each message counts once per subscriber. Default 1. */
+  subscribers: number;
 }
 
 export interface LatencySummary {
@@ -142,9 +150,9 @@ class Connection {
   }
 }
 
-async function openAccepted(o: Options, clientId: string, index: number): Promise<Connection> {
+async function openAccepted(o: Options, clientId: string, index: number, port = o.port): Promise<Connection> {
   const cred = o.credentials.length ? o.credentials[index % o.credentials.length] : undefined;
-  const { code, conn } = await Connection.open(o.host, o.port, encodeConnect(clientId, cred?.username, cred?.password));
+  const { code, conn } = await Connection.open(o.host, port, encodeConnect(clientId, cred?.username, cred?.password));
   if (code !== 0) {
     conn.socket.destroy();
     throw new Error(`${clientId} refused with CONNACK code ${code}${cred ? ` (user ${cred.username})` : ''}`);
@@ -153,8 +161,8 @@ async function openAccepted(o: Options, clientId: string, index: number): Promis
 }
 
 /** A subscriber on PREFIX/# that counts the PUBLISH packets it receives. */
-async function openCountingSubscriber(o: Options, onDelivered: () => void): Promise<{ conn: Connection; count: () => number }> {
-  const conn = await openAccepted(o, `bench-sub-${process.pid}`, 0);
+async function openCountingSubscriber(o: Options, onDelivered: () => void, k = 0): Promise<{ conn: Connection; count: () => number }> {
+  const conn = await openAccepted(o, `bench-sub-${process.pid}${k ? `-${k}` : ''}`, k, o.subPorts[k % o.subPorts.length]);
   let count = 0;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('SUBACK timeout')), 10_000);
@@ -176,7 +184,14 @@ async function openCountingSubscriber(o: Options, onDelivered: () => void): Prom
 }
 
 function openPublishers(o: Options): Promise<Connection[]> {
-  return Promise.all(Array.from({ length: o.publishers }, (_, i) => openAccepted(o, `bench-pub-${process.pid}-${i}`, i + 1)));
+  return Promise.all(Array.from({ length: o.publishers }, (_, i) => openAccepted(o, `bench-pub-${process.pid}-${i}`, i + 1, o.pubPorts[i % o.pubPorts.length])));
+}
+
+/** `o.subscribers` counting subscribers; count() is every delivery, perSubscriber() their average. */
+async function openCountingSubscribers(o: Options, onDelivered: () => void): Promise<{ conns: Connection[]; count: () => number; perSubscriber: () => number }> {
+  const subs = await Promise.all(Array.from({ length: o.subscribers }, (_, k) => openCountingSubscriber(o, onDelivered, k)));
+  const count = () => subs.reduce((n, s) => n + s.count(), 0);
+  return { conns: subs.map((s) => s.conn), count, perSubscriber: () => count() / subs.length };
 }
 
 /** Measures a window after a warm-up; resolves when the window is over. */
@@ -234,8 +249,8 @@ async function runQos0(o: Options): Promise<LoadResult> {
     pumpScheduled = true;
     setImmediate(pump);
   };
-  const sub = await openCountingSubscriber(o, () => {
-    if (sent - sub.count() - writtenOff < o.window / 2) schedulePump();
+  const sub = await openCountingSubscribers(o, () => {
+    if (sent - sub.perSubscriber() - writtenOff < o.window / 2) schedulePump();
   });
   const pubs = await openPublishers(o);
   const perWrite = 32;
@@ -249,7 +264,7 @@ async function runQos0(o: Options): Promise<LoadResult> {
     while (running && progress) {
       progress = false;
       for (let i = 0; i < pubs.length; i++) {
-        if (blocked[i] || sent - sub.count() - writtenOff >= o.window || sent >= o.maxMessages) continue;
+        if (blocked[i] || sent - sub.perSubscriber() - writtenOff >= o.window || sent >= o.maxMessages) continue;
         blocked[i] = !pubs[i].socket.write(chunks[i]);
         sent += perWrite;
         progress = true;
@@ -259,7 +274,7 @@ async function runQos0(o: Options): Promise<LoadResult> {
   // A broker may drop QoS 0 messages; count them as lost so they stop holding the window.
   let lastDelivered = 0;
   const stallCheck = setInterval(() => {
-    const d = sub.count();
+    const d = sub.perSubscriber();
     if (d === lastDelivered && sent - d - writtenOff >= o.window) {
       writtenOff = sent - d;
       schedulePump();
@@ -279,10 +294,11 @@ async function runQos0(o: Options): Promise<LoadResult> {
   running = false;
   const loadEndedAt = Date.now();
   clearInterval(stallCheck);
-  await drain(() => sub.count() >= sent, sub.count);
+  const expected = sent * o.subscribers;
+  await drain(() => sub.count() >= expected, sub.count);
   if (sent >= o.maxMessages) notes.push(`stopped at --max-messages ${o.maxMessages}`);
-  if (sub.count() < sent) notes.push(`${sent - sub.count()} of ${sent} QoS 0 messages never reached the subscriber`);
-  for (const c of [...pubs, sub.conn]) c.end();
+  if (sub.count() < expected) notes.push(`${expected - sub.count()} of ${expected} QoS 0 deliveries never reached the subscriber${o.subscribers > 1 ? 's' : ''}`);
+  for (const c of [...pubs, ...sub.conns]) c.end();
   return {
     event: 'result',
     scenario: 'qos0',
@@ -510,6 +526,9 @@ function parseOptions(argv: string[]): { scenario: ScenarioName; options: Option
       'connect-max': { type: 'string', default: '300' },
       prefix: { type: 'string' },
       credentials: { type: 'string', default: process.env.BENCH_CREDENTIALS },
+      'pub-ports': { type: 'string' },
+      'sub-ports': { type: 'string' },
+      subscribers: { type: 'string', default: '1' },
     },
   });
   const scenario = values.scenario as ScenarioName;
@@ -538,6 +557,9 @@ function parseOptions(argv: string[]): { scenario: ScenarioName; options: Option
       connectMaxSec: num('connect-max'),
       prefix: values.prefix ?? `bench/${scenario}`,
       credentials: values.credentials ? readCredentials(values.credentials) : [],
+      pubPorts: values['pub-ports'] ? values['pub-ports'].split(',').map(Number) : [num('port')],
+      subPorts: values['sub-ports'] ? values['sub-ports'].split(',').map(Number) : [num('port')],
+      subscribers: Math.max(1, num('subscribers')),
     },
   };
 }

@@ -31,7 +31,9 @@ const SCENARIOS: ScenarioName[] = ['qos0', 'qos1', 'qos1-rate', 'connect'];
 const OPT_IN = ['idle'] as const;
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  // `npm run bench -- cluster` runs bench/cluster.ts instead (its own setups and scenarios).
+  allowPositionals: true,
   options: {
     targets: { type: 'string', default: TARGETS.join(',') },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
@@ -192,6 +194,19 @@ function profileSection(dir: string, cells: Cell[]): string {
 }
 
 async function main(): Promise<void> {
+  if (positionals[0] === 'cluster') {
+    const { runClusterBench } = await import('./cluster.js');
+    const outGiven = process.argv.some((a) => a === '--out' || a.startsWith('--out='));
+    return runClusterBench({
+      durationSec: process.argv.some((a) => a.startsWith('--duration')) ? durationSec : 5,
+      warmupSec: Number(values.warmup),
+      brokerCpus: values['broker-cpus']!,
+      loadCpus: values['load-cpus']!,
+      out: outGiven ? values.out! : path.join(repoRoot, 'bench/CLUSTER-RESULTS.md'),
+      log,
+    });
+  }
+  if (positionals.length > 0) throw new Error(`unknown argument "${positionals[0]}"; the only one is "cluster"`);
   const startedAt = new Date();
   const loadBefore = os.loadavg();
   const creds = await credentialsFor();

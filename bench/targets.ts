@@ -59,7 +59,7 @@ export interface RunningTarget {
 }
 
 /** Waits for a child to print a line matching `pattern`; rejects if it exits first. */
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+export function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 60_000): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -84,7 +84,7 @@ function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeout
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited. */
-function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
+export function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -96,7 +96,7 @@ function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
   });
 }
 
-function pinned(cpus: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+export function pinned(cpus: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
   const child = spawn('taskset', ['-c', cpus, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', () => {}); // keep pipes flowing once readiness is seen
   child.stderr!.on('data', () => {});
@@ -171,7 +171,7 @@ async function waitForPort(port: number, child: ChildProcess, what: string): Pro
 }
 
 /** The PostgreSQL server's processes: the postmaster and its children. */
-function postgresPids(pg: PostgresServer): number[] {
+export function postgresPids(pg: PostgresServer): number[] {
   const pidFile = readdirSync(os.tmpdir())
     .filter((d) => d.startsWith('roost-pg-'))
     .map((d) => path.join(os.tmpdir(), d, 'data', 'postmaster.pid'))
@@ -200,7 +200,7 @@ export async function startBenchPostgres(cpus: string): Promise<PostgresServer> 
 }
 
 /** One bcrypt hash serves every bench device (same password): each login still pays a full compare. */
-async function provisionDevices(db: Db, ctx: RunContext): Promise<string | undefined> {
+export async function provisionDevices(db: Db, ctx: RunContext): Promise<string | undefined> {
   const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('devices')::text AS t`);
   if (!exists.rows[0]?.t || ctx.credentials.length === 0) return 'no devices table: clients connect without auth';
   const password = ctx.credentials[0].password;

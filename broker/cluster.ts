@@ -38,17 +38,21 @@ export interface ClusterNodeOptions {
   metrics: Metrics;
   /** host:port shown in the cluster view (default: this host's name and MQTT port). */
   address?: string;
-  mqttPort?: number;
   log: Logger;
 }
 
 export interface ClusterNode {
   id: string;
   registry: ClusterRegistry;
+  /** Starts the heartbeat, once the listeners are up: from then on the node is shown up. */
+  announce(mqttPort?: number): Promise<void>;
   /** Marks this node stopped and removes its client list (graceful shutdown). */
   leave(): Promise<void>;
 }
 
+/**
+ * Call before the listeners start, so every client meets the cluster's hooks; then announce().
+ */
 export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode> {
   const { broker, presence, db, log } = opts;
   const id = broker.id;
@@ -96,7 +100,7 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
   });
 
   const since = Date.now();
-  const address = opts.address ?? `${os.hostname()}:${opts.mqttPort ?? '-'}`;
+  let address = opts.address ?? os.hostname();
   let last = { at: since, received: 0, delivered: 0 };
   const record = (): NodeRecord => {
     const now = Date.now();
@@ -117,11 +121,7 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
 
   // A node restarting under its old id starts with an empty client list.
   await redis.del(clientsKey);
-  await heartbeat();
-  const timer = setInterval(() => {
-    heartbeat().catch(warn('heartbeat'));
-  }, NODE_HEARTBEAT_MS);
-  timer.unref();
+  let timer: NodeJS.Timeout | undefined;
 
   const unlisten = await db.listen(CLUSTER_CHANNEL, (payload) => {
     const command = parseClusterCommand(payload);
@@ -131,10 +131,19 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
   });
 
   clusterByDb.set(db, registry);
-  log.info({ node: id, address }, 'joined the cluster');
   return {
     id,
     registry,
+    async announce(mqttPort) {
+      if (!opts.address && mqttPort !== undefined) address = `${os.hostname()}:${mqttPort}`;
+      await heartbeat();
+      // While Redis is away the sessions log says so once; missed heartbeats are only debug noise.
+      timer = setInterval(() => {
+        heartbeat().catch((err: Error) => log.debug({ err: err.message }, 'cluster heartbeat failed'));
+      }, NODE_HEARTBEAT_MS);
+      timer.unref();
+      log.info({ node: id, address }, 'joined the cluster');
+    },
     async leave() {
       leaving = true;
       clearInterval(timer);

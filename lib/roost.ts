@@ -201,6 +201,11 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       roostBroker.limits!.reporter,
     );
     const presence = createPresence(broker, roostBroker.usernameOf);
+    // Cluster mode: its hooks are in place before a client connects; announced once listeners are up.
+    const clusterNode = config.REDIS_URL
+      ? await joinCluster({ redisUrl: config.REDIS_URL, db, broker, presence, metrics, address: config.ROOST_NODE_ADDRESS, log: log.child({ component: 'cluster' }) })
+      : undefined;
+    if (clusterNode) cleanups.push(() => clusterNode.leave());
     if (config.REDIS_URL) {
       const stopMirror = startRetainedMirror(broker, db, log.child({ component: 'retained-mirror' }));
       cleanups.push(stopMirror);
@@ -236,11 +241,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       log,
     );
     const ports: Roost['ports'] = { ...listeners.ports };
-    if (config.REDIS_URL) {
-      const clusterLog = log.child({ component: 'cluster' });
-      const node = await joinCluster({ redisUrl: config.REDIS_URL, db, broker, presence, metrics, address: config.ROOST_NODE_ADDRESS, mqttPort: listeners.ports.mqtt, log: clusterLog });
-      cleanups.push(() => node.leave());
-    }
+    await clusterNode?.announce(listeners.ports.mqtt);
 
     let api: FastifyInstance | undefined;
     if (config.ROOST_API_PORT !== 'off') {
