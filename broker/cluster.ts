@@ -160,7 +160,6 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
   };
 }
 
-
 /** How many recent deliveries per client are remembered to drop the copy an overlapping subscription makes. */
 const RECENT_DELIVERIES = 32;
 
