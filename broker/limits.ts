@@ -262,6 +262,7 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
 function limitSessionQueues(broker: Aedes, max: number, reporter: LimitReporter) {
   const persistence = (broker as unknown as { persistence: QueuePersistence }).persistence;
   const counts = new Map<string, number>();
+  const recounted = new Map<string, number>();
   /** The sessions a PUBLISH was not queued for (the same packet object then reaches deliverQoS). */
   const dropped = new WeakMap<object, Set<string>>();
 
@@ -275,7 +276,13 @@ function limitSessionQueues(broker: Aedes, max: number, reporter: LimitReporter)
   persistence.outgoingEnqueueCombi = async function enqueueWithLimit(this: QueuePersistence, subs, packet) {
     const kept: Array<{ clientId: string }> = [];
     for (const sub of subs ?? []) {
-      const n = counts.get(sub.clientId) ?? (await countQueue(sub.clientId));
+      let n = counts.get(sub.clientId) ?? (await countQueue(sub.clientId));
+      // In a cluster the acknowledgements that shrink a queue may be counted on another node:
+      // before refusing, read the real length again (at most once a second per session).
+      if (n >= max && Date.now() - (recounted.get(sub.clientId) ?? 0) > 1000) {
+        recounted.set(sub.clientId, Date.now());
+        n = await countQueue(sub.clientId);
+      }
       if (n >= max) {
         reporter.hit('session_queue', { clientId: sub.clientId, queued: n }, 'message not queued for this session');
         let set = dropped.get(packet);
@@ -300,9 +307,15 @@ function limitSessionQueues(broker: Aedes, max: number, reporter: LimitReporter)
     if (removed && n !== undefined) counts.set(client.id, Math.max(0, n - 1));
     return removed;
   };
-  broker.on('clientReady', (client) => counts.delete(client.id));
+  broker.on('clientReady', (client) => {
+    counts.delete(client.id);
+    recounted.delete(client.id);
+  });
   broker.on('clientDisconnect', (client) => {
-    if (client.clean) counts.delete(client.id);
+    if (client.clean) {
+      counts.delete(client.id);
+      recounted.delete(client.id);
+    }
   });
 
   return {
