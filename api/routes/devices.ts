@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { assignRole, createDevice, deleteDevice, getDevice, updateDevice, type Device, type DevicePatch } from '../../auth/admin.js';
+import { clusterByDb } from '../../broker/cluster-registry.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
@@ -62,7 +63,14 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 409: { $ref: 'error#' } };
   const usernameParams = { type: 'object', properties: { username: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
 
-  const view = (d: Device, online = presence?.onlineUsernames().has(d.username) ?? false) => ({
+  /** Usernames connected now: on every node in a cluster, else on this process's broker. */
+  async function onlineSet(): Promise<Set<string>> {
+    const cluster = clusterByDb.get(db);
+    if (cluster) return new Set((await cluster.clients()).flatMap((c) => (c.username ? [c.username] : [])));
+    return presence?.onlineUsernames() ?? new Set();
+  }
+
+  const view = (d: Device, online: boolean) => ({
     username: d.username,
     name: d.name,
     type: d.type,
@@ -142,7 +150,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   }, async (req) => {
     const q = req.query;
     const after = decodeCursor(q.cursor, 1);
-    const online = [...(presence?.onlineUsernames() ?? [])];
+    const online = [...(await onlineSet())];
     // name_prefix matches the display name or the username, literally (LIKE wildcards escaped).
     const prefix = q.name_prefix === undefined ? null : q.name_prefix.replace(/[\\%_]/g, '\\$&') + '%';
     const res = await db.query<{ username: string }>(
@@ -156,15 +164,18 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
       [after?.[0] ?? null, q.enabled ?? null, q.role ?? null, prefix, q.online ?? null, online, q.limit + 1],
     );
     const result = page(res.rows, q.limit, (r) => [r.username]);
-    const onlineSet = new Set(online);
-    const items = await Promise.all(result.items.map(async (r) => view(await getDevice(db, r.username), onlineSet.has(r.username))));
+    const onlineNow = new Set(online);
+    const items = await Promise.all(result.items.map(async (r) => view(await getDevice(db, r.username), onlineNow.has(r.username))));
     return { items, next_cursor: result.next_cursor };
   });
 
   app.get<{ Params: { username: string } }>('/devices/:username', {
     preHandler: requireRole('viewer'),
     schema: { tags: ['devices'], security: bearerSecurity, params: usernameParams, response: { 200: { $ref: 'device#' }, ...err } },
-  }, async (req) => view(await getDevice(db, req.params.username)));
+  }, async (req) => {
+    const device = await getDevice(db, req.params.username);
+    return view(device, (await onlineSet()).has(device.username));
+  });
 
   app.patch<{ Params: { username: string }; Body: Partial<DeviceBody> & { rotate_password?: boolean; password?: string } }>('/devices/:username', {
     preHandler: requireRole('admin'),
@@ -191,7 +202,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
     const changed = Object.keys(req.body).filter((k) => k !== 'password');
     await audit(db, req, req.body.enabled === false ? 'device.disable' : 'device.update', device.username, { changed });
     // A generated password is shown once; one the admin chose is not echoed back.
-    return { device: view(device), ...(req.body.rotate_password && !req.body.password ? { password } : {}) };
+    return { device: view(device, (await onlineSet()).has(device.username)), ...(req.body.rotate_password && !req.body.password ? { password } : {}) };
   });
 
   app.delete<{ Params: { username: string } }>('/devices/:username', {
