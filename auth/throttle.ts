@@ -5,8 +5,9 @@
  * `failuresBeforeBlock` the source is refused for `cooldownMs`. The per-IP limits are
  * `ipFactor` times higher, as one IP may be a gateway in front of many devices.
  *
- * Attempts still waiting for their verdict count towards the delay (a burst of parallel guesses is
- * slowed as if it were sequential) but only confirmed failures lead to a block, so a fleet that
+ * Attempts still waiting for their verdict count towards the delay of their (username, IP) pair (a
+ * burst of parallel guesses at one account is slowed as if it were sequential; many devices behind
+ * one gateway are not) but only confirmed failures lead to a block, so a fleet that
  * reconnects all at once from one gateway is delayed, never locked out. A delayed attempt checks
  * again for a block before its password is verified.
  */
@@ -72,8 +73,10 @@ export class LoginThrottle {
     const perIp = this.counter(this.ips, ip, now);
     const block = this.blockOf(pair, perIp, now);
     if (block) return block;
+    // Parallel guesses at one account are slowed like a sequence; an IP is slowed only by its
+    // confirmed failures, so a gateway's fleet of devices logging in at once is not delayed.
     const pairDelay = this.delayFor(pair.failures + pair.pending, 1);
-    const ipDelay = this.delayFor(perIp.failures + perIp.pending, this.ipFactor);
+    const ipDelay = this.delayFor(perIp.failures, this.ipFactor);
     pair.pending++;
     perIp.pending++;
     const delayMs = Math.max(pairDelay, ipDelay);

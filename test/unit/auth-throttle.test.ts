@@ -107,3 +107,11 @@ describe('LoginThrottle', () => {
     expect(t.trackedSources).toBeLessThanOrEqual(200);
   });
 });
+
+describe('LoginThrottle and gateways', () => {
+  it('does not delay many different devices logging in at once from one IP', () => {
+    const t = new LoginThrottle({ failuresBeforeDelay: 3, failuresBeforeBlock: 6, cooldownMs: 60_000, ipFactor: 5 });
+    const verdicts = Array.from({ length: 500 }, (_, i) => t.attempt(`device-${i}`, '10.0.0.1'));
+    expect(verdicts.filter((v) => v.delayMs > 0 || v.blocked)).toEqual([]);
+  });
+});
