@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { LoadResult } from './loadgen.js';
 import { machine } from './report.js';
-import { cpuSeconds, outDir, pinned, postgresPids, provisionDevices, repoRoot, startBenchPostgres, stopChild, waitForLine, type RunContext } from './targets.js';
+import { cpuSeconds, outDir, pinned, postgresPids, provisionDevices, repoRoot, roostChildEnv, startBenchPostgres, stopChild, waitForLine, type RunContext } from './targets.js';
 import { openDb } from '../lib/db/index.js';
 import { migrate } from '../lib/db/migrate.js';
 import { freePort } from '../test/helpers/services.js';
@@ -82,16 +82,7 @@ async function runCell(scenario: ScenarioName, setup: (typeof SETUPS)[number], c
   try {
     for (let i = 0; i < setup.nodes; i++) {
       const port = await freePort();
-      const env: NodeJS.ProcessEnv = {};
-      for (const [k, v] of Object.entries(process.env)) if (!/^(ROOST_|DATABASE_URL$|REDIS_URL$)/.test(k)) env[k] = v;
-      Object.assign(env, {
-        ROOST_HOST: '127.0.0.1',
-        ROOST_MQTT_PORT: String(port),
-        ROOST_MQTTS_PORT: 'off',
-        ROOST_WS_PORT: 'off',
-        ROOST_WSS_PORT: 'off',
-        ROOST_API_PORT: 'off',
-        ROOST_LOG_LEVEL: 'warn',
+      const env = roostChildEnv(port, {
         ROOST_NODE_ID: `bench-${i + 1}`,
         DATABASE_URL: databaseUrl,
         ...(redis ? { REDIS_URL: redis.url } : {}),

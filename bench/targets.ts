@@ -265,16 +265,7 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string)
   await setupDb.close();
 
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(ROOST_|DATABASE_URL$|REDIS_URL$)/.test(k)) env[k] = v;
-  Object.assign(env, {
-    ROOST_HOST: '127.0.0.1',
-    ROOST_MQTT_PORT: String(port),
-    ROOST_MQTTS_PORT: 'off',
-    ROOST_WS_PORT: 'off',
-    ROOST_WSS_PORT: 'off',
-    ROOST_API_PORT: 'off',
-    ROOST_LOG_LEVEL: 'warn',
+  const env = roostChildEnv(port, {
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { ROOST_DATA_DIR: dataDir }),
     ...ctx.roostEnv,
   });
@@ -335,4 +326,20 @@ export function cpuSeconds(pids: number[]): number {
     }
   }
   return total;
+}
+
+/** The environment of a benchmarked Roost child: ours without Roost settings, MQTT/TCP on `port` only. */
+export function roostChildEnv(port: number, extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(ROOST_|DATABASE_URL$|REDIS_URL$)/.test(k)) env[k] = v;
+  return Object.assign(env, {
+    ROOST_HOST: '127.0.0.1',
+    ROOST_MQTT_PORT: String(port),
+    ROOST_MQTTS_PORT: 'off',
+    ROOST_WS_PORT: 'off',
+    ROOST_WSS_PORT: 'off',
+    ROOST_API_PORT: 'off',
+    ROOST_LOG_LEVEL: 'warn',
+    ...extra,
+  });
 }
