@@ -10,6 +10,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import { coalesceWrites } from './write-coalescing.js';
 import type { Logger } from '../lib/log.js';
 import type { TlsCredentials } from './tls.js';
 import { verifyOrigin } from './ws-origin.js';
@@ -68,7 +69,9 @@ export async function startListeners(broker: Aedes, opts: ListenerOptions, log: 
   const ports: Listeners['ports'] = {};
   let stopReloads = () => {};
   const handle = (conn: net.Socket) => {
-    if (!conn.destroyed) broker.handle(conn);
+    if (conn.destroyed) return;
+    coalesceWrites(conn);
+    broker.handle(conn);
   };
   // Connection limits apply to the raw socket, before any TLS handshake or WebSocket upgrade.
   const admit = opts.admit;
