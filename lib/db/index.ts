@@ -5,6 +5,8 @@
  * Both return the same JS types: int8 as string, bytea as Buffer, timestamptz as Date,
  * json/jsonb parsed. SQL is always parameterised with $1, $2 ...
  */
+import type { CopyColumn } from './copy-binary.js';
+
 export interface QueryResult<R> {
   rows: R[];
   rowCount: number;
@@ -26,10 +28,10 @@ export interface Db extends Queryable {
   listen(channel: string, handler: NotifyHandler): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
   /**
-   * COPY rows into a table (real PostgreSQL only; undefined on PGlite, which has no COPY FROM STDIN).
-   * `columns` are fixed identifiers from code, never user input.
+   * Bulk-loads rows in one binary COPY (lib/db/copy-binary.ts), atomically.
+   * `table` and the column names are fixed identifiers from code, never user input.
    */
-  copyRows?: (table: string, columns: readonly string[], rows: readonly unknown[][]) => Promise<void>;
+  copyRows(table: string, columns: readonly CopyColumn[], rows: readonly (readonly unknown[])[]): Promise<void>;
   close(): Promise<void>;
 }
 

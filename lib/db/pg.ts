@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
 
 function queryableOf(client: pg.Pool | pg.PoolClient): Queryable {
@@ -14,31 +14,6 @@ function queryableOf(client: pg.Pool | pg.PoolClient): Queryable {
       await client.query(sql);
     },
   };
-}
-
-/** COPY text format: escape backslash, tab, newline, carriage return; \N is NULL. */
-function copyField(value: unknown): string {
-  if (value === null || value === undefined) return '\\N';
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  // bytea hex input \x.. with its backslash escaped for the COPY text format.
-  if (Buffer.isBuffer(value)) return '\\\\x' + value.toString('hex');
-  let text: string;
-  if (value instanceof Date) text = isoOf(value);
-  else if (typeof value === 'object') text = JSON.stringify(value);
-  else text = String(value);
-  // Most fields need no escaping: test once before building a new string.
-  if (!NEEDS_ESCAPE.test(text)) return text;
-  return text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-}
-
-const NEEDS_ESCAPE = /[\\\t\n\r]/;
-
-/** Rows of one batch mostly share their millisecond: format each one once. */
-let lastIso = { ms: NaN, text: '' };
-function isoOf(date: Date): string {
-  const ms = date.getTime();
-  if (ms !== lastIso.ms) lastIso = { ms, text: date.toISOString() };
-  return lastIso.text;
 }
 
 export async function openPostgres(url: string, poolSize: number): Promise<Db> {
@@ -132,9 +107,14 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
     async copyRows(table, columns, rows) {
-      const sql = `COPY ${pg.escapeIdentifier(table)} (${columns.map((c) => pg.escapeIdentifier(c)).join(', ')}) FROM STDIN`;
-      const lines = rows.map((row) => row.map(copyField).join('\t') + '\n').join('');
-      await withClient((client) => pipeline(Readable.from([lines]), client.query(copyFrom(sql))));
+      const sql = copyStatement(table, columns, 'STDIN', (id) => pg.escapeIdentifier(id));
+      const data = encodeCopyBinary(columns, rows);
+      // One end() instead of a Readable piped in: a third of the CPU per batch (bench/README.md).
+      await withClient(async (client) => {
+        const copy = client.query(copyFrom(sql));
+        copy.end(data);
+        await finished(copy);
+      });
     },
     async close() {
       closed = true;

@@ -10,6 +10,7 @@ import { PGlite, types, type Transaction } from '@electric-sql/pglite';
 export type Request =
   | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
   | { id: number; op: 'exec'; sql: string; tx?: number }
+  | { id: number; op: 'copy'; sql: string; data: Uint8Array<ArrayBuffer> }
   | { id: number; op: 'begin'; tx: number }
   | { id: number; op: 'commit' | 'rollback'; tx: number }
   | { id: number; op: 'listen' | 'unlisten'; channel: string }
@@ -48,6 +49,10 @@ async function handle(req: Request): Promise<void> {
       const conn = req.tx === undefined ? db : transactions.get(req.tx)!.tx;
       const res = await conn.query(req.sql, req.params);
       return reply({ id: req.id, ok: true, rows: res.rows, rowCount: res.affectedRows ?? res.rows.length });
+    }
+    case 'copy': {
+      const res = await db.query(req.sql, [], { blob: new Blob([req.data]) });
+      return reply({ id: req.id, ok: true, rowCount: res.affectedRows ?? 0 });
     }
     case 'exec': {
       const conn = req.tx === undefined ? db : transactions.get(req.tx)!.tx;

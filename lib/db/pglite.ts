@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
 import type { Reply, Request } from './pglite-worker.js';
 
@@ -19,6 +20,9 @@ function workerUrl(): URL {
   if (existsSync(fileURLToPath(beside))) return beside;
   return new URL('../../dist/lib/db/pglite-worker.js', import.meta.url);
 }
+
+/** A fixed identifier from code, quoted as PostgreSQL does. */
+const quoteIdentifier = (id: string) => '"' + id.replace(/"/g, '""') + '"';
 
 /** Bytes cross the thread boundary as Uint8Array; the rest of Roost expects Buffer. */
 function toBuffers(rows: unknown[]): void {
@@ -62,12 +66,12 @@ export async function openPglite(dataDir: string): Promise<Db> {
   worker.on('exit', () => failAll(new Error('embedded database stopped')));
   await started;
 
-  function call(req: Outgoing): Promise<OkReply> {
+  function call(req: Outgoing, transfer?: ArrayBuffer[]): Promise<OkReply> {
     if (failed) return Promise.reject(failed);
     const id = nextId++;
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      worker.postMessage({ ...req, id });
+      worker.postMessage({ ...req, id }, transfer);
     });
   }
 
@@ -114,6 +118,15 @@ export async function openPglite(dataDir: string): Promise<Db> {
     },
     async notify(channel, payload) {
       await call({ op: 'query', sql: 'SELECT pg_notify($1, $2)', params: [channel, payload] });
+    },
+    async copyRows(table, columns, rows) {
+      // PGlite reads COPY data from a Blob it names '/dev/blob'; the bytes move to the worker, not copied.
+      const sql = copyStatement(table, columns, "'/dev/blob'", quoteIdentifier);
+      const data = encodeCopyBinary(columns, rows);
+      // A small Buffer shares Node's pool: transfer only a buffer that owns its memory.
+      const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      const bytes = owned ? new Uint8Array(data.buffer as ArrayBuffer) : new Uint8Array(data);
+      await call({ op: 'copy', sql, data: bytes }, [bytes.buffer]);
     },
     async close() {
       if (failed) return;
