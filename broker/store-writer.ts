@@ -11,12 +11,23 @@
 import { isUtf8 } from 'node:buffer';
 import type { Client, PublishPacket } from 'aedes';
 import { topicMatches } from '../auth/acl.js';
+import type { CopyColumn } from '../lib/db/copy-binary.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { BrokerStore } from './broker.js';
 import type { Metrics } from './metrics.js';
 
-export const MESSAGE_COLUMNS = ['id', 'topic', 'payload', 'payload_json', 'qos', 'retain', 'client_id', 'username', 'received_at'] as const;
+export const MESSAGE_COLUMNS: readonly CopyColumn[] = [
+  { name: 'id', type: 'int8' },
+  { name: 'topic', type: 'text' },
+  { name: 'payload', type: 'bytea' },
+  { name: 'payload_json', type: 'jsonb' },
+  { name: 'qos', type: 'int2' },
+  { name: 'retain', type: 'bool' },
+  { name: 'client_id', type: 'text' },
+  { name: 'username', type: 'text' },
+  { name: 'received_at', type: 'timestamptz' },
+];
 const ID_BLOCK = 1000; // INCREMENT of roost_message_ids (schema/004_messages.sql)
 
 export interface StoreWriterOptions {
@@ -58,21 +69,24 @@ interface Corkable {
 
 /** The payload as JSON text when it is valid UTF-8 JSON that jsonb can hold, else null. */
 export function jsonPayload(payload: Buffer): string | null {
-  if (payload.length === 0) return null;
-  const first = payload[0];
-  // Cheap pre-check: JSON text starts with one of { [ " - 0-9 t f n or white space.
-  if (!(first === 0x7b || first === 0x5b || first === 0x22 || first === 0x2d || (first >= 0x30 && first <= 0x39) ||
-    first === 0x74 || first === 0x66 || first === 0x6e || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09)) {
-    return null;
-  }
-  if (!isUtf8(payload)) return null;
-  const text = payload.toString('utf8');
+  return isJsonPayload(payload) ? payload.toString('utf8') : null;
+}
+
+/** JSON text starts with one of { [ " - 0-9 t f n or white space: a cheap test before parsing. */
+function mayBeJson(first: number): boolean {
+  return first === 0x7b || first === 0x5b || first === 0x22 || first === 0x2d || (first >= 0x30 && first <= 0x39) ||
+    first === 0x74 || first === 0x66 || first === 0x6e || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09;
+}
+
+/** Valid UTF-8 JSON that jsonb accepts (jsonb refuses the escape \u0000). */
+export function isJsonPayload(payload: Buffer): boolean {
+  if (payload.length === 0 || !mayBeJson(payload[0]) || !isUtf8(payload)) return false;
   try {
-    JSON.parse(text);
+    JSON.parse(payload.toString('utf8'));
   } catch {
-    return null;
+    return false;
   }
-  return text.includes('\\u0000') ? null : text; // jsonb refuses U+0000
+  return !payload.includes('\\u0000');
 }
 
 /** PostgreSQL text cannot hold U+0000. */
@@ -83,6 +97,7 @@ export class StoreWriter implements BrokerStore {
   private queuedBytes = 0;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
+  private runSoon = false;
   private waitingForRoom: Array<() => void> = [];
   private idNext = 0n;
   private idEnd = 0n;
@@ -128,7 +143,7 @@ export class StoreWriter implements BrokerStore {
     };
     this.queue.push(item);
     this.queuedBytes += payload.length;
-    this.schedule();
+    this.schedule(packet.qos > 0);
     if (packet.qos === 0) {
       if (this.hasRoom()) done();
       else this.waitingForRoom.push(() => done());
@@ -139,12 +154,21 @@ export class StoreWriter implements BrokerStore {
     return this.queue.length < this.opts.queueMax && this.queuedBytes < this.opts.queueMaxBytes;
   }
 
-  private schedule(): void {
-    if (this.running) return;
-    if (this.queue.length >= this.opts.batchSize || this.opts.flushMs === 0) {
+  /**
+   * A publisher waiting for its PUBACK is written on the next turn (with whatever else arrived
+   * meanwhile); only QoS 0 rows wait up to flushMs for company. While a batch is being written the
+   * queue fills anyway: that is where large batches come from under load.
+   */
+  private schedule(awaited = false): void {
+    if (this.running || this.runSoon) return;
+    if (awaited || this.queue.length >= this.opts.batchSize || this.opts.flushMs === 0) {
       clearTimeout(this.timer);
       this.timer = undefined;
-      setImmediate(() => void this.run());
+      this.runSoon = true;
+      setImmediate(() => {
+        this.runSoon = false;
+        void this.run();
+      });
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -230,38 +254,31 @@ export class StoreWriter implements BrokerStore {
     return refused;
   }
 
+  /** Rows in MESSAGE_COLUMNS order; the JSON column gets the payload's own bytes when they are JSON. */
   private async toRows(batch: Pending[]): Promise<unknown[][]> {
-    const rows: unknown[][] = [];
-    for (const m of batch) {
-      const id = await this.nextId();
-      rows.push([id, m.topic, m.payload, jsonPayload(m.payload), m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt]);
+    const rows: unknown[][] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const m = batch[i];
+      if (this.idNext >= this.idEnd) await this.reserveIds();
+      const json = isJsonPayload(m.payload) ? m.payload : null;
+      rows[i] = [this.idNext++, m.topic, m.payload, json, m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt];
     }
     return rows;
   }
 
-  private async nextId(): Promise<string> {
-    if (this.idNext >= this.idEnd) {
-      const res = await this.opts.db.query<{ id: string }>("SELECT nextval('roost_message_ids') AS id");
-      this.idNext = BigInt(res.rows[0].id);
-      this.idEnd = this.idNext + BigInt(ID_BLOCK);
-    }
-    return String(this.idNext++);
+  private async reserveIds(): Promise<void> {
+    const res = await this.opts.db.query<{ id: string }>("SELECT nextval('roost_message_ids') AS id");
+    this.idNext = BigInt(res.rows[0].id);
+    this.idEnd = this.idNext + BigInt(ID_BLOCK);
   }
 
   private async isCommitted(firstRow: unknown[]): Promise<boolean> {
-    const res = await this.opts.db.query('SELECT 1 FROM messages WHERE id = $1 AND received_at = $2', [firstRow[0], firstRow[8]]);
+    const res = await this.opts.db.query('SELECT 1 FROM messages WHERE id = $1 AND received_at = $2', [String(firstRow[0]), firstRow[8]]);
     return res.rows.length > 0;
   }
 
   private async insert(rows: unknown[][]): Promise<void> {
-    const { db } = this.opts;
-    if (db.copyRows) return db.copyRows('messages', MESSAGE_COLUMNS, rows);
-    const columns = MESSAGE_COLUMNS.map((_, i) => rows.map((r) => r[i]));
-    await db.query(
-      `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')})
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::jsonb[], $5::smallint[], $6::bool[], $7::text[], $8::text[], $9::timestamptz[])`,
-      columns,
-    );
+    await this.opts.db.copyRows('messages', MESSAGE_COLUMNS, rows);
   }
 
   /** Resolves once everything queued so far is committed (graceful shutdown). */
