@@ -8,7 +8,6 @@
  * - The database going away: the batch is retried with backoff, never dropped; a retry first
  *   checks whether the failed attempt committed after all (ids are fixed before writing).
  */
-import { isUtf8 } from 'node:buffer';
 import type { Client, PublishPacket } from 'aedes';
 import { topicMatches } from '../auth/acl.js';
 import type { CopyColumn } from '../lib/db/copy-binary.js';
@@ -16,6 +15,7 @@ import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { BrokerStore } from './broker.js';
 import type { Metrics } from './metrics.js';
+import { isJsonPayload } from './payload-json.js';
 
 export const MESSAGE_COLUMNS: readonly CopyColumn[] = [
   { name: 'id', type: 'int8' },
@@ -65,28 +65,6 @@ interface Pending {
 interface Corkable {
   cork?: () => void;
   uncork?: () => void;
-}
-
-/** The payload as JSON text when it is valid UTF-8 JSON that jsonb can hold, else null. */
-export function jsonPayload(payload: Buffer): string | null {
-  return isJsonPayload(payload) ? payload.toString('utf8') : null;
-}
-
-/** JSON text starts with one of { [ " - 0-9 t f n or white space: a cheap test before parsing. */
-function mayBeJson(first: number): boolean {
-  return first === 0x7b || first === 0x5b || first === 0x22 || first === 0x2d || (first >= 0x30 && first <= 0x39) ||
-    first === 0x74 || first === 0x66 || first === 0x6e || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09;
-}
-
-/** Valid UTF-8 JSON that jsonb accepts (jsonb refuses the escape \u0000). */
-export function isJsonPayload(payload: Buffer): boolean {
-  if (payload.length === 0 || !mayBeJson(payload[0]) || !isUtf8(payload)) return false;
-  try {
-    JSON.parse(payload.toString('utf8'));
-  } catch {
-    return false;
-  }
-  return !payload.includes('\\u0000');
 }
 
 /** PostgreSQL text cannot hold U+0000. */

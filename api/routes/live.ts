@@ -9,7 +9,7 @@ import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
 import { readerOf } from '../readers.js';
-import { jsonPayload } from '../../broker/store-writer.js';
+import { jsonPayload } from '../../broker/payload-json.js';
 import { clusterByDb } from '../../broker/cluster-registry.js';
 
 const clientSchema = {

@@ -68,6 +68,22 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
     await client.endAsync();
   });
 
+  it('stores JSON that jsonb cannot take as bytes only, acknowledged, and keeps storing what follows', async () => {
+    const client = await connectClient(t, 'mqtt', { clientId: 'odd-json' });
+    // Valid for JSON.parse, refused by jsonb: a lone surrogate, \u0000, a numeric overflow, 100,000 levels.
+    const odd = ['{"s":"\\ud83c"}', '{"s":"a\\u0000b"}', '[1e999999]', '['.repeat(100_000) + ']'.repeat(100_000)];
+    for (const [i, text] of odd.entries()) await client.publishAsync(`odd/${i}`, text, { qos: 1 });
+    await client.publishAsync('odd/after', '{"ok":true}', { qos: 1 });
+    await client.endAsync();
+    const rows = await t.roost.db.query<{ topic: string; payload: Buffer; payload_json: unknown }>(
+      "SELECT topic, payload, payload_json FROM messages WHERE topic LIKE 'odd/%' ORDER BY id",
+    );
+    expect(rows.rows.map((r) => [r.topic, r.payload.toString(), r.payload_json])).toEqual([
+      ...odd.map((text, i) => [`odd/${i}`, text, null]),
+      ['odd/after', '{"ok":true}', { ok: true }],
+    ]);
+  });
+
   it('does not store topics matched by an exclude filter, and stores retained flags', async () => {
     const client = await connectClient(t, 'mqtt');
     await client.publishAsync('ignored/noise', 'x', { qos: 1 });
