@@ -8,12 +8,13 @@ import type { Logger } from '../lib/log.js';
 interface TopicCount {
   messages: number;
   bytes: number;
-  last: Date;
+  /** Milliseconds since 1970: no Date per message. */
+  last: number;
 }
 
 export class ActivityRecorder {
   private topics = new Map<string, TopicCount>();
-  private seen = new Map<string, Date>();
+  private seen = new Map<string, number>();
   private timer: NodeJS.Timeout;
   private flushing: Promise<void> | undefined;
 
@@ -26,12 +27,13 @@ export class ActivityRecorder {
     this.timer.unref();
   }
 
-  record(topic: string, bytes: number, username: string | null, at: Date): void {
+  /** `at`: when the publish arrived, in milliseconds since 1970. */
+  record(topic: string, bytes: number, username: string | null, at: number): void {
     this.addCount(topic, 1, bytes, at);
     if (username) this.seen.set(username, at);
   }
 
-  private addCount(topic: string, messages: number, bytes: number, at: Date): void {
+  private addCount(topic: string, messages: number, bytes: number, at: number): void {
     const count = this.topics.get(topic);
     if (count) {
       count.messages += messages;
@@ -64,7 +66,7 @@ export class ActivityRecorder {
              messages = topic_stats.messages + EXCLUDED.messages,
              bytes = topic_stats.bytes + EXCLUDED.bytes,
              last_message_at = greatest(topic_stats.last_message_at, EXCLUDED.last_message_at)`,
-          [rows.map(([t]) => t), rows.map(([, c]) => c.messages), rows.map(([, c]) => c.bytes), rows.map(([, c]) => c.last)],
+          [rows.map(([t]) => t), rows.map(([, c]) => c.messages), rows.map(([, c]) => c.bytes), rows.map(([, c]) => new Date(c.last))],
         );
       }
       if (seen.size > 0) {
@@ -72,7 +74,7 @@ export class ActivityRecorder {
           `UPDATE devices d SET last_seen = greatest(coalesce(d.last_seen, v.at), v.at)
              FROM unnest($1::text[], $2::timestamptz[]) AS v(username, at)
             WHERE d.username = v.username`,
-          [[...seen.keys()], [...seen.values()]],
+          [[...seen.keys()], [...seen.values()].map((at) => new Date(at))],
         );
       }
     } catch (err) {

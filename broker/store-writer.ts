@@ -43,7 +43,7 @@ export interface StoreWriterOptions {
   /** Longest pause between retries while the database is away. */
   maxBackoffMs?: number;
   /** Told of every committed row (per-topic counters, last_seen). */
-  onStored?: (topic: string, bytes: number, username: string | null, at: Date) => void;
+  onStored?: (topic: string, bytes: number, username: string | null, at: number) => void;
 }
 
 type Done = (err?: Error | null) => void;
@@ -55,7 +55,8 @@ interface Pending {
   retain: boolean;
   clientId: string | null;
   username: string | null;
-  receivedAt: Date;
+  /** Milliseconds since 1970 (a Date per message was measurable garbage). */
+  receivedAt: number;
   /** Runs after commit (QoS 1/2); undefined when already answered (QoS 0). */
   done?: Done;
   /** The publisher's socket, corked while a batch's acknowledgements are written. */
@@ -77,8 +78,8 @@ export class StoreWriter implements BrokerStore {
   private timer: NodeJS.Timeout | undefined;
   private runSoon = false;
   private waitingForRoom: Array<() => void> = [];
-  private idNext = 0n;
-  private idEnd = 0n;
+  private idNext = 0;
+  private idEnd = 0;
   private idle: Array<() => void> = [];
   private storeByTopic = new Map<string, boolean>();
   /** True while the last write failed and a retry is pending (readiness reports it). */
@@ -115,7 +116,7 @@ export class StoreWriter implements BrokerStore {
       retain: Boolean(packet.retain),
       clientId: client?.id ?? null,
       username: username ?? null,
-      receivedAt: new Date(),
+      receivedAt: Date.now(),
       done: packet.qos > 0 ? done : undefined,
       conn: packet.qos > 0 ? (client?.conn as Corkable | undefined) : undefined,
     };
@@ -246,12 +247,12 @@ export class StoreWriter implements BrokerStore {
 
   private async reserveIds(): Promise<void> {
     const res = await this.opts.db.query<{ id: string }>("SELECT nextval('roost_message_ids') AS id");
-    this.idNext = BigInt(res.rows[0].id);
-    this.idEnd = this.idNext + BigInt(ID_BLOCK);
+    this.idNext = Number(res.rows[0].id); // exact: ids stay far below 2^53
+    this.idEnd = this.idNext + ID_BLOCK;
   }
 
   private async isCommitted(firstRow: unknown[]): Promise<boolean> {
-    const res = await this.opts.db.query('SELECT 1 FROM messages WHERE id = $1 AND received_at = $2', [String(firstRow[0]), firstRow[8]]);
+    const res = await this.opts.db.query('SELECT 1 FROM messages WHERE id = $1 AND received_at = $2', [String(firstRow[0]), new Date(firstRow[8] as number)]);
     return res.rows.length > 0;
   }
 
