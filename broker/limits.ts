@@ -19,6 +19,7 @@ import type { Aedes, Client, PublishPacket, Subscription } from 'aedes';
 import type { Config } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
+import { unsentBytes } from './write-coalescing.js';
 
 export type LimitName =
   | 'max_connections'
@@ -176,7 +177,7 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
     // Aedes writes a delivery on the next turn (setImmediate): bytes scheduled and not yet written
     // count too, so a burst cannot pass the check all at once.
     let scheduled = 0;
-    const buffered = () => (client.conn.writableLength ?? 0) + scheduled;
+    const buffered = () => unsentBytes(client.conn) + scheduled;
     const sizeOf = (packet: PublishPacket) => (packet.payload?.length ?? 0) + packet.topic.length + 8;
     /** Runs Aedes's delivery without waiting for the socket; callback once Aedes has written it. */
     const deliverUnpaced = (deliver: Deliver, self: unknown, packet: PublishPacket, callback: () => void) => {

@@ -11,7 +11,7 @@ afterEach(() => {
 });
 
 /** A real loopback TCP pair: the broker's side (coalesced) and the peer that reads it. */
-async function socketPair(): Promise<{ sending: net.Socket; received: () => Buffer }> {
+async function socketPair(): Promise<{ sending: net.Socket; chunks: Buffer[]; received: () => Buffer; peerClosed: Promise<unknown> }> {
   server = net.createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -23,32 +23,46 @@ async function socketPair(): Promise<{ sending: net.Socket; received: () => Buff
   const chunks: Buffer[] = [];
   peer.on('data', (c: Buffer) => chunks.push(c));
   coalesceWrites(sending);
-  return { sending, received: () => Buffer.concat(chunks) };
+  return { sending, chunks, received: () => Buffer.concat(chunks), peerClosed: once(peer, 'end') };
 }
 
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
 describe('coalesced socket writes', () => {
-  it('holds the writes of one event-loop turn and sends them together on the next, in order', async () => {
-    const { sending, received } = await socketPair();
-    const packets = Array.from({ length: 100 }, (_, i) => Buffer.from(`packet ${i};`));
-    for (const p of packets) sending.write(p);
-    // Nothing has left yet: all of it waits in the corked socket.
-    expect(sending.writableLength).toBe(Buffer.concat(packets).length);
-    await new Promise((r) => setImmediate(r));
-    expect(sending.writableLength).toBe(0);
-    await expect.poll(received).toEqual(Buffer.concat(packets));
+  it('sends the writes of one event-loop turn as one write on the next turn, in order', async () => {
+    const { sending, chunks, received } = await socketPair();
+    // Pieces as mqtt-packet writes them: Buffers and utf8 strings.
+    const pieces = Array.from({ length: 100 }, (_, i) => (i % 2 ? Buffer.from(`packet ${i};`) : `tööt ${i};`));
+    const expected = Buffer.concat(pieces.map((p) => Buffer.from(p)));
+    for (const p of pieces) expect(sending.write(p)).toBe(true);
+    expect(sending.bytesWritten).toBe(0); // nothing has left during this turn
+    await nextTurn();
+    await expect.poll(received).toEqual(expected);
+    expect(chunks).toHaveLength(1); // one write, so the peer read it in one piece
   });
 
-  it('keeps order across turns and reports when the socket buffer is full', async () => {
+  it('keeps order across turns, runs write callbacks, and answers false until the socket drains', async () => {
     const { sending, received } = await socketPair();
-    const first = Buffer.from('first;');
-    sending.write(first);
-    await new Promise((r) => setImmediate(r));
-    const big = Buffer.alloc(sending.writableHighWaterMark + 1, 0x61);
-    // Over the high-water mark write() says "wait for drain", as Aedes expects.
-    expect(sending.write(big)).toBe(false);
-    sending.write('last');
-    await expect.poll(() => received().length).toBe(first.length + big.length + 4);
-    expect(received().subarray(0, first.length).toString()).toBe('first;');
+    let called = false;
+    sending.write('first;', () => (called = true));
+    await nextTurn();
+    await expect.poll(() => called).toBe(true);
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    sending.write(big);
+    await nextTurn();
+    // The socket took more than its high-water mark: callers are told to wait for 'drain'.
+    expect(sending.write('last')).toBe(false);
+    await once(sending, 'drain');
+    await expect.poll(() => received().length, { timeout: 10_000 }).toBe(6 + big.length + 4);
+    expect(received().subarray(0, 6).toString()).toBe('first;');
     expect(received().subarray(-4).toString()).toBe('last');
+  });
+
+  it('end() sends what this turn gathered before closing (a refusing CONNACK is not lost)', async () => {
+    const { sending, received, peerClosed } = await socketPair();
+    sending.write(Buffer.from([0x20, 0x02, 0x00, 0x05])); // CONNACK 5: not authorized
+    sending.end();
+    await peerClosed;
+    expect([...received()]).toEqual([0x20, 0x02, 0x00, 0x05]);
   });
 });
