@@ -121,7 +121,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
 
   metrics.probes.connections = () => broker.connectedClients;
   broker.on('publish', (packet, client) => {
-    if (client) metrics.publishesReceived.inc({ qos: packet.qos });
+    if (client) metrics.receivedByQos[packet.qos]++;
   });
   broker.on('clientError', (client, err) => {
     metrics.clientErrors.inc();

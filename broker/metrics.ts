@@ -6,9 +6,12 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'roost_process_' });
   /** Values read when metrics are scraped; the owning component replaces the function. */
   const probes = { storeQueueDepth: () => 0, connections: () => 0 };
+  /** PUBLISH packets per QoS since the last scrape: a labelled inc() per message hashed its labels each time. */
+  const receivedByQos = [0, 0, 0];
   return {
     registry,
     probes,
+    receivedByQos,
     connections: new Gauge({
       name: 'roost_connections',
       help: 'Connected MQTT clients',
@@ -22,6 +25,12 @@ export function createMetrics() {
       help: 'PUBLISH packets accepted from clients',
       labelNames: ['qos'] as const,
       registers: [registry],
+      collect() {
+        receivedByQos.forEach((n, qos) => {
+          if (n > 0) this.inc({ qos: String(qos) }, n);
+          receivedByQos[qos] = 0;
+        });
+      },
     }),
     publishesDenied: new Counter({
       name: 'roost_publishes_denied_total',
