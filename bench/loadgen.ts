@@ -282,6 +282,14 @@ async function runQos0(o: Options): Promise<LoadResult> {
     lastDelivered = d;
   }, 250);
 
+  // BENCH_TRACE=1: sent and delivered per second on stderr, to see a run's shape (steady or not).
+  let traced = { sent: 0, delivered: 0 };
+  const trace = process.env.BENCH_TRACE
+    ? setInterval(() => {
+        process.stderr.write(`qos0 trace: sent ${sent - traced.sent}/s delivered ${sub.count() - traced.delivered}/s\n`);
+        traced = { sent, delivered: sub.count() };
+      }, 1000)
+    : undefined;
   const loadStartedAt = Date.now();
   let s0 = 0, d0 = 0, s1 = 0, d1 = 0;
   schedulePump();
@@ -294,6 +302,7 @@ async function runQos0(o: Options): Promise<LoadResult> {
   running = false;
   const loadEndedAt = Date.now();
   clearInterval(stallCheck);
+  clearInterval(trace);
   const expected = sent * o.subscribers;
   await drain(() => sub.count() >= expected, sub.count);
   if (sent >= o.maxMessages) notes.push(`stopped at --max-messages ${o.maxMessages}`);

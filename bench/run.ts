@@ -107,7 +107,7 @@ async function runCell(scenario: ScenarioName, target: TargetName, ctx: RunConte
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); if (process.env.BENCH_TRACE) process.stderr.write(d); });
     let pids: number[] = [];
     let cpu0 = 0;
     let t0 = 0;
@@ -243,8 +243,8 @@ async function main(): Promise<void> {
     }
     // Profiled runs are separate, so the profiler's cost never shows in the figures above.
     if (profileDir) {
-      for (const scenario of scenarios.filter((s) => s === 'qos0' || s === 'qos1')) {
-        for (const target of targets.filter((t) => t.startsWith('roost'))) {
+      for (const scenario of scenarios.filter((s) => s === 'qos0' || s === 'qos1' || s === 'qos1-rate')) {
+        for (const target of targets.filter((t) => t.startsWith('roost') || t === 'aedes')) {
           log(`${scenario} → ${TARGET_LABELS[target]}, profiled`);
           profiled.push(await runCell(scenario, target, ctx, true));
         }

@@ -99,12 +99,17 @@ export function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> 
 export function pinned(cpus: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
   const child = spawn('taskset', ['-c', cpus, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', () => {}); // keep pipes flowing once readiness is seen
-  child.stderr!.on('data', () => {});
+  child.stderr!.on('data', (c: Buffer) => { if (process.env.BENCH_CHILD_STDERR) process.stderr.write(c); });
   return child;
 }
 
 async function startNodeServer(script: string, ctx: RunContext): Promise<RunningTarget> {
-  const child = pinned(ctx.brokerCpus, process.execPath, [path.join(here, script), '0']);
+  const nodeArgs: string[] = [];
+  if (ctx.profileDir) {
+    mkdirSync(ctx.profileDir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`);
+  }
+  const child = pinned(ctx.brokerCpus, process.execPath, [...nodeArgs, path.join(here, script), '0']);
   const m = await waitForLine(child, /listening (\d+)/, script);
   return {
     port: Number(m[1]),
@@ -269,7 +274,7 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string)
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { ROOST_DATA_DIR: dataDir }),
     ...ctx.roostEnv,
   });
-  const nodeArgs: string[] = [];
+  const nodeArgs: string[] = (process.env.BENCH_ROOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`);
