@@ -59,13 +59,6 @@ interface Pending {
   receivedAt: number;
   /** Runs after commit (QoS 1/2); undefined when already answered (QoS 0). */
   done?: Done;
-  /** The publisher's socket, corked while a batch's acknowledgements are written. */
-  conn?: Corkable;
-}
-
-interface Corkable {
-  cork?: () => void;
-  uncork?: () => void;
 }
 
 /** PostgreSQL text cannot hold U+0000. */
@@ -118,7 +111,6 @@ export class StoreWriter implements BrokerStore {
       username: username ?? null,
       receivedAt: Date.now(),
       done: packet.qos > 0 ? done : undefined,
-      conn: packet.qos > 0 ? (client?.conn as Corkable | undefined) : undefined,
     };
     this.queue.push(item);
     this.queuedBytes += payload.length;
@@ -164,21 +156,13 @@ export class StoreWriter implements BrokerStore {
         const batch = this.queue.splice(0, this.opts.batchSize);
         const failed = await this.writeBatch(batch);
         const onStored = this.opts.onStored;
-        // One write per socket for all of a batch's PUBACKs instead of one each.
-        const corked = new Set<Corkable>();
-        for (const item of batch) {
-          if (item.conn?.cork && !corked.has(item.conn)) {
-            item.conn.cork();
-            corked.add(item.conn);
-          }
-        }
+        // The PUBACKs written here leave in one write per socket (broker/write-coalescing.ts).
         for (const item of batch) {
           this.queuedBytes -= item.payload.length;
           const err = failed.get(item);
           if (!err) onStored?.(item.topic, item.payload.length, item.username, item.receivedAt);
           item.done?.(err ?? null);
         }
-        if (corked.size > 0) process.nextTick(() => corked.forEach((c) => c.uncork?.()));
         while (this.waitingForRoom.length > 0 && this.hasRoom()) this.waitingForRoom.shift()!();
       }
     } finally {
