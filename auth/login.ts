@@ -48,6 +48,8 @@ export interface AuthenticatorOptions {
   cooldownMs: number;
   /** Background failures (hash upgrade, last_seen) are reported here, not thrown. */
   onBackgroundError?: (err: unknown, what: string) => void;
+  /** Records a successful login (last_seen); default: one UPDATE per login. */
+  recordLogin?: (device: DeviceRecord) => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
@@ -185,6 +187,7 @@ export class Authenticator {
   }
 
   private recordLogin(device: DeviceRecord): void {
+    if (this.options.recordLogin) return this.options.recordLogin(device);
     touchLastSeen(this.options.db, device.id).catch((err: unknown) => this.options.onBackgroundError?.(err, 'last_seen update'));
   }
 

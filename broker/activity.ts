@@ -33,6 +33,11 @@ export class ActivityRecorder {
     if (username) this.seen.set(username, at);
   }
 
+  /** A device logged in: its last_seen moves with the next write (batched like publishes). */
+  markSeen(username: string, at = Date.now()): void {
+    this.seen.set(username, at);
+  }
+
   private addCount(topic: string, messages: number, bytes: number, at: number): void {
     const count = this.topics.get(topic);
     if (count) {

@@ -41,6 +41,8 @@ export interface AuthHooksOptions {
   broker: Aedes;
   config: Config;
   log: Logger;
+  /** Records a successful login (last_seen) in a batch; absent: one UPDATE per login. */
+  recordLogin?: (device: { username: string }) => void;
 }
 
 /** One authenticated connection. */
@@ -87,6 +89,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     failuresBeforeBlock: config.ROOST_AUTH_FAILURES_BEFORE_BLOCK,
     cooldownMs: config.ROOST_AUTH_COOLDOWN_MS,
     onBackgroundError: (err, what) => log.error({ err }, `${what} failed`),
+    recordLogin: opts.recordLogin,
   });
 
   const sessions = new WeakMap<Client, Session>();

@@ -182,7 +182,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     });
     const broker = roostBroker.aedes;
     cleanups.push(() => new Promise<void>((resolve) => broker.close(() => resolve())));
-    const auth = await createAuthHooks({ db, broker, config, log: log.child({ component: 'auth' }) });
+    const auth = await createAuthHooks({ db, broker, config, log: log.child({ component: 'auth' }), recordLogin: (device) => activity.markSeen(device.username) });
     cleanups.push(() => auth.close());
     roostBroker.useAuth(auth);
     // After useAuth: the ban check wraps the authenticate hook it installed.

@@ -54,6 +54,19 @@ describe.each(BACKENDS)('API data (%s)', (backend) => {
     expect(offline.body.last_seen).not.toBeNull();
   });
 
+  it('a device that only logs in (publishes nothing) shows its last_seen within about a second', async () => {
+    const created = await api(t, 'POST', '/api/devices', { username: 'quiet-logger' });
+    expect(created.status).toBe(201);
+    const before = await api(t, 'GET', '/api/devices/quiet-logger');
+    expect(before.body.last_seen).toBeNull();
+    const loggedInAt = Date.now();
+    const device = await connectClient(t, 'mqtt', { username: 'quiet-logger', password: created.body.password, clientId: 'quiet-1' });
+    const seen = await until(() => api(t, 'GET', '/api/devices/quiet-logger'), (r) => r.body.last_seen !== null, 3000);
+    await device.endAsync();
+    expect(seen.body.last_seen).not.toBeNull();
+    expect(Math.abs(new Date(seen.body.last_seen).getTime() - loggedInAt)).toBeLessThan(2000);
+  });
+
   it('history pages newest first across a cursor, filters by device and time, and returns binary as base64', async () => {
     const client = await connectClient(t, 'mqtt', { clientId: 'hist' });
     for (let i = 0; i < 5; i++) await client.publishAsync(`hist/room/${i % 2}`, JSON.stringify({ i }), { qos: 1 });
