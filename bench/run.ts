@@ -243,7 +243,7 @@ async function main(): Promise<void> {
     }
     // Profiled runs are separate, so the profiler's cost never shows in the figures above.
     if (profileDir) {
-      for (const scenario of scenarios.filter((s) => s === 'qos0' || s === 'qos1' || s === 'qos1-rate' || s === 'connect')) {
+      for (const scenario of scenarios.filter((s) => s === 'qos0' || s === 'qos1' || s === 'qos1-rate')) {
         for (const target of targets.filter((t) => t.startsWith('roost') || t === 'aedes')) {
           log(`${scenario} → ${TARGET_LABELS[target]}, profiled`);
           profiled.push(await runCell(scenario, target, ctx, true));
