@@ -32,7 +32,16 @@ export interface LoginRequest {
 }
 
 export type LoginResult =
-  | { kind: 'device'; device: DeviceRecord; username: string; superuser: boolean; rules: AclRule[]; via: 'password' | 'certificate' | 'browser-token' }
+  | {
+      kind: 'device';
+      device: DeviceRecord;
+      username: string;
+      superuser: boolean;
+      rules: AclRule[];
+      via: 'password' | 'certificate' | 'browser-token';
+      /** A browser token's expiry: the connection it opened ends then. */
+      expiresAt?: Date;
+    }
   | { kind: 'anonymous'; superuser: false; rules: AclRule[] };
 
 export interface AuthenticatorOptions {
@@ -93,7 +102,7 @@ export class Authenticator {
     const token = await findBrowserToken(this.options.db, req.password as Buffer | string);
     if (!token) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', 'unknown or expired browser token');
     if (token.username !== username) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', `browser token of ${token.username}`);
-    return { kind: 'device', device: browserTokenSubject(token), username, superuser: false, rules: token.rules, via: 'browser-token' };
+    return { kind: 'device', device: browserTokenSubject(token), username, superuser: false, rules: token.rules, via: 'browser-token', expiresAt: token.expiresAt };
   }
 
   private async loginAnonymously(): Promise<LoginResult> {

@@ -45,6 +45,22 @@ export interface AuthHooksOptions {
   recordLogin?: (device: { username: string }) => void;
 }
 
+/** The longest delay setTimeout takes (about 24.8 days); a later time is reached in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Runs `fn` at `at` (at once if that has passed); cancel() stops it. */
+function endAt(at: Date, fn: () => void): { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    const wait = at.getTime() - Date.now();
+    if (wait <= 0) return fn();
+    timer = setTimeout(arm, Math.min(wait, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm();
+  return { cancel: () => clearTimeout(timer) };
+}
+
 /** One authenticated connection. */
 interface Session {
   client: Client;
@@ -125,7 +141,9 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     let set = live.get(key);
     if (!set) live.set(key, (set = new Set()));
     set.add(session);
+    const expiry = result.kind === 'device' && result.expiresAt ? endAt(result.expiresAt, () => revoke(session, 'browser token expired')) : undefined;
     client.conn.once('close', () => {
+      expiry?.cancel();
       set.delete(session);
       if (set.size === 0 && live.get(key) === set) live.delete(key);
     });

@@ -130,6 +130,17 @@ describe('browser tokens', () => {
     await expect(connectClient(t, 'ws', { username: token.username, password: token.token })).rejects.toThrow(/Bad username or password/);
   });
 
+  it('a connection opened with a browser token is closed when the token expires, not before', async () => {
+    const token = await mint({ filters: ['#'], ttl_s: 2 });
+    const expiresAt = new Date(token.expires_at).getTime();
+    const client = await connectClient(t, 'ws', { username: token.username, password: token.token, reconnectPeriod: 0 });
+    const closedAt = await new Promise<number>((resolve) => client.once('close', () => resolve(Date.now())));
+    // Closed by the broker at expiry (the token's clock is the database's; allow a little skew).
+    expect(closedAt).toBeGreaterThan(expiresAt - 500);
+    expect(closedAt).toBeLessThan(expiresAt + 1500);
+    await expect(connectClient(t, 'ws', { username: token.username, password: token.token })).rejects.toThrow(/Bad username or password/);
+  });
+
   it('minting: a viewer may, nobody without a token may; exactly one of role and filters; bounded lifetime', async () => {
     const viewer = (await api(t, 'POST', '/api/tokens', { name: 'wall-screen', role: 'viewer' })).body.token;
     expect((await api(t, 'POST', '/api/browser-tokens', { filters: ['sensors/#'] }, viewer)).status).toBe(201);
