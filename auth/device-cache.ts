@@ -32,7 +32,9 @@ export class DeviceCache {
     private readonly db: Queryable,
     options: DeviceCacheOptions = {},
   ) {
-    this.ttlMs = options.ttlMs ?? 30_000;
+    // Changes reach the cache by NOTIFY (and a lost LISTEN connection clears it): the TTL only bounds
+    // what an edit that bypassed the triggers could leave stale.
+    this.ttlMs = options.ttlMs ?? 10 * 60_000;
     this.maxEntries = options.maxEntries ?? 50_000;
     this.now = options.now ?? Date.now;
   }

@@ -289,10 +289,26 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     scheduleApply(1000);
   }
 
-  const unlisten = await db.listen(AUTH_CHANNEL, (payload) => {
-    const change = parseAuthChange(payload);
-    if (change) onChange(change);
-  });
+  /** Changes announced while the broker was not listening are unknown: reload everything live. */
+  function onListenResumed(): void {
+    log.warn('auth notifications were interrupted; reloading cached devices and live sessions');
+    authenticator.devices.clear();
+    authenticator.forgetAnonymousRole();
+    for (const deviceId of live.keys()) {
+      if (deviceId === ANONYMOUS) anonymousChanged = true;
+      else changedDevices.add(deviceId);
+    }
+    scheduleApply();
+  }
+
+  const unlisten = await db.listen(
+    AUTH_CHANNEL,
+    (payload) => {
+      const change = parseAuthChange(payload);
+      if (change) onChange(change);
+    },
+    onListenResumed,
+  );
 
   return {
     authenticate,

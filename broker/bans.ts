@@ -100,7 +100,7 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
     return reloading;
   };
 
-  const unlisten = await db.listen(BANS_CHANNEL, () => void reload());
+  const unlisten = await db.listen(BANS_CHANNEL, () => void reload(), () => void reload());
   await reload();
   const timer = setInterval(() => void reload(), opts.reloadMs ?? 60_000);
   timer.unref();

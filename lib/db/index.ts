@@ -24,8 +24,12 @@ export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs fn inside BEGIN/COMMIT on one connection; rolls back when fn throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** LISTEN on a channel; the returned function stops listening. */
-  listen(channel: string, handler: NotifyHandler): Promise<() => Promise<void>>;
+  /**
+   * LISTEN on a channel; the returned function stops listening. `onResumed` runs when the listening
+   * connection was lost and is back: notifications sent in between were missed, so state kept
+   * fresh by them must be reloaded (never called for the embedded database, which cannot lose it).
+   */
+  listen(channel: string, handler: NotifyHandler, onResumed?: () => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
   /**
    * Bulk-loads rows in one binary COPY (lib/db/copy-binary.ts), atomically.

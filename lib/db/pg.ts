@@ -23,8 +23,10 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
   await pool.query('SELECT 1');
 
   const listeners = new Map<string, Set<NotifyHandler>>();
+  const resumedHandlers = new Set<() => void>();
   let listenClient: pg.Client | undefined;
   let closed = false;
+  let listenerLost = false;
 
   async function connectListener(): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: url });
@@ -34,12 +36,17 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
     client.on('error', () => {
       // Reconnect with backoff and LISTEN again on every channel.
       listenClient = undefined;
+      listenerLost = true;
       client.end().catch(() => {});
       scheduleReconnect(250);
     });
     await client.connect();
     for (const channel of listeners.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    const resumed = listenerLost;
+    listenerLost = false;
     listenClient = client;
+    // Whatever was notified while no connection listened is lost: the listeners reload instead.
+    if (resumed) for (const handler of resumedHandlers) handler();
     return client;
   }
 
@@ -90,7 +97,7 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
         }
       });
     },
-    async listen(channel, handler) {
+    async listen(channel, handler, onResumed) {
       let set = listeners.get(channel);
       if (!set) {
         set = new Set();
@@ -99,8 +106,10 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
         await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
       }
       set.add(handler);
+      if (onResumed) resumedHandlers.add(onResumed);
       return async () => {
         set.delete(handler);
+        if (onResumed) resumedHandlers.delete(onResumed);
       };
     },
     async notify(channel, payload) {
