@@ -17,6 +17,7 @@ import type { Credential } from './credentials.js';
 import { openDb, type Db } from '../lib/db/index.js';
 import { migrate } from '../lib/db/migrate.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
+import { createApiToken } from '../api/tokens.js';
 
 export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pglite'] as const;
 export type TargetName = (typeof TARGETS)[number];
@@ -239,6 +240,17 @@ async function countRows(db: Db): Promise<number | undefined> {
   return Number(r.rows[0].n);
 }
 
+/** Rows Roost says it committed, from its Prometheus counter; undefined when the API does not answer. */
+async function storedByCounter(apiPort: number, token: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    const m = /^roost_messages_stored_total(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(await res.text());
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string): Promise<RunningTarget> {
   const notes: string[] = [];
   let databaseUrl: string | undefined;
@@ -267,11 +279,16 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string)
   await migrate(setupDb);
   const note = await provisionDevices(setupDb, ctx);
   if (note) notes.push(note);
+  // PGlite belongs to the Roost process while it runs: its committed rows are read from Roost's own
+  // counter (roost_messages_stored_total, counted after each commit) through the API.
+  const viewer = kind === 'pglite' ? await createApiToken(setupDb, 'bench', 'viewer') : undefined;
   await setupDb.close();
 
   const port = await freePort();
+  const apiPort = viewer ? await freePort() : undefined;
   const env = roostChildEnv(port, {
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { ROOST_DATA_DIR: dataDir }),
+    ...(apiPort ? { ROOST_API_PORT: String(apiPort) } : {}),
     ...ctx.roostEnv,
   });
   const nodeArgs: string[] = (process.env.BENCH_ROOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -286,7 +303,7 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string)
   return {
     port,
     brokerPids: () => [child.pid!, ...(ctx.postgres && kind === 'pg' ? postgresPids(ctx.postgres) : [])],
-    storedRows: liveDb ? () => countRows(liveDb) : undefined,
+    storedRows: liveDb ? () => countRows(liveDb) : viewer && apiPort ? () => storedByCounter(apiPort, viewer.token) : undefined,
     async stop() {
       await stopChild(child);
       const stoppedAt = Date.now();
