@@ -7,8 +7,7 @@
  * next immediate; the delay is one loop turn.
  *
  * Order is kept: every write goes through the array, and end() and destroy() send what is gathered
- * first.
- * Backpressure is the socket's own: write() answers false while the socket waits for 'drain'.
+ * first. Backpressure is the socket's own: write() answers false while the socket waits for 'drain'.
  */
 import type net from 'node:net';
 
@@ -42,7 +41,11 @@ export function coalesceWrites(socket: net.Socket): void {
     pieces = [];
     callbacks = [];
     bytes = 0;
-    if (socket.destroyed) return;
+    if (socket.destroyed) {
+      const err = Object.assign(new Error('Cannot call write after a stream was destroyed'), { code: 'ERR_STREAM_DESTROYED' });
+      for (const cb of waiting) process.nextTick(cb, err);
+      return;
+    }
     if (waiting.length === 0) write.call(socket, data);
     else write.call(socket, data, 'buffer' as BufferEncoding, (err?: Error | null) => waiting.forEach((cb) => cb(err)));
   };

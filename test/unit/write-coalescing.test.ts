@@ -65,4 +65,14 @@ describe('coalesced socket writes', () => {
     await peerClosed;
     expect([...received()]).toEqual([0x20, 0x02, 0x00, 0x05]);
   });
+
+  it('a write whose socket is destroyed before the next turn gets its callback with an error, not silence', async () => {
+    const { sending } = await socketPair();
+    const answered = new Promise<Error | null | undefined>((resolve) => sending.write('late', (err) => resolve(err)));
+    sending.on('error', () => {});
+    // Destroyed by someone else's path, then the gathered write comes due.
+    Object.getPrototypeOf(sending).destroy.call(sending);
+    await nextTurn();
+    expect((await answered)?.message).toMatch(/destroyed/);
+  });
 });
