@@ -38,3 +38,8 @@ export const pageQuerySchema = {
 } as const;
 
 export const nextCursorSchema = { type: ['string', 'null'] } as const;
+
+/** The response of every list: a page of `items` and the cursor of the next page. */
+export function pageResponseSchema<I extends object>(items: I) {
+  return { type: 'object', properties: { items: { type: 'array', items }, next_cursor: nextCursorSchema } } as const;
+}

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { bearerSecurity, requireRole } from '../auth.js';
-import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 
 /** The audit log, newest first, for admins. */
 const auditRoutes: FastifyPluginAsync = async (app) => {
@@ -16,27 +16,18 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
         properties: { ...pageQuerySchema, action: { type: 'string', maxLength: 100 }, target: { type: 'string', maxLength: 300 } },
       },
       response: {
-        200: {
+        200: pageResponseSchema({
           type: 'object',
           properties: {
-            items: {
-              type: 'array',
-              items: {
-                type: 'object',
-                properties: {
-                  id: { type: 'string' },
-                  at: { type: 'string', format: 'date-time' },
-                  actor: { type: 'string' },
-                  action: { type: 'string' },
-                  target: { type: ['string', 'null'] },
-                  ip: { type: ['string', 'null'] },
-                  detail: { type: 'object', additionalProperties: true },
-                },
-              },
-            },
-            next_cursor: nextCursorSchema,
+            id: { type: 'string' },
+            at: { type: 'string', format: 'date-time' },
+            actor: { type: 'string' },
+            action: { type: 'string' },
+            target: { type: ['string', 'null'] },
+            ip: { type: ['string', 'null'] },
+            detail: { type: 'object', additionalProperties: true },
           },
-        },
+        }),
         401: { $ref: 'error#' },
         403: { $ref: 'error#' },
       },

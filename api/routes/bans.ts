@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { BAN_KINDS, BanValueError, MAX_BAN_VALUE_LENGTH, type Ban, type BanKind } from '../../broker/bans-list.js';
 import { addBan, listBans, removeBan } from '../../broker/bans-store.js';
 
@@ -41,7 +41,7 @@ const banRoutes: FastifyPluginAsync = async (app) => {
         additionalProperties: false,
         properties: { ...pageQuerySchema, kind: { type: 'string', enum: BAN_KINDS }, include_expired: { type: 'boolean', default: false } },
       },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: banSchema }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema(banSchema), ...err },
     },
   }, async (req) => {
     const after = decodeIdCursor(req.query.cursor);

@@ -9,7 +9,7 @@ import { assignRole, createDevice, deleteDevice, getDevice, updateDevice, type D
 import { clusterByDb } from '../../broker/cluster-registry.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 
 export const deviceSchema = {
   $id: 'device',
@@ -145,7 +145,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
           name_prefix: { type: 'string', maxLength: 256 },
         },
       },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'device#' } }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema({ $ref: 'device#' }), ...err },
     },
   }, async (req) => {
     const q = req.query;

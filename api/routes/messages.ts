@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { bearerSecurity, requireRole } from '../auth.js';
-import { decodeCursor, nextCursorSchema, page } from '../pagination.js';
+import { decodeCursor, pageResponseSchema, page } from '../pagination.js';
 import { ApiErrors } from '../errors.js';
 import { topicCondition } from '../topic-sql.js';
 
@@ -67,7 +67,7 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
   const { db } = app.roost;
   app.addSchema(messageSchema);
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
-  const listResponse = { type: 'object', properties: { items: { type: 'array', items: { $ref: 'message#' } }, next_cursor: nextCursorSchema } } as const;
+  const listResponse = pageResponseSchema({ $ref: 'message#' });
 
   app.get<{ Querystring: HistoryQuery }>('/messages', {
     preHandler: requireRole('viewer'),

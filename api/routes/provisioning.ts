@@ -11,7 +11,7 @@ import type { Queryable } from '../../lib/db/index.js';
 import { audit, auditAs } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { generatePassword } from './devices.js';
 
 /** Signed requests older than this (or from further in the future) are refused. */
@@ -126,7 +126,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
       tags: ['provisioning'],
       security: bearerSecurity,
       querystring: { type: 'object', additionalProperties: false, properties: pageQuerySchema },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: keySchema }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema(keySchema), ...err },
     },
   }, async (req) => {
     const after = decodeIdCursor(req.query.cursor);

@@ -7,7 +7,7 @@ import type { AedesPublishPacket } from 'aedes';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { livePayload } from './live.js';
 
 const retainedSchema = {
@@ -43,7 +43,7 @@ const retainedRoutes: FastifyPluginAsync = async (app) => {
       tags: ['retained'],
       security: bearerSecurity,
       querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuerySchema, filter: { type: 'string', minLength: 1, default: '#' } } },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: retainedSchema }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema(retainedSchema), ...err },
     },
   }, async (req) => {
     const after = decodeCursor(req.query.cursor, 1)?.[0] as string | undefined;

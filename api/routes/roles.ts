@@ -9,7 +9,7 @@ import { loadDevice } from '../../auth/store.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 
 const ruleSchema = {
   type: 'object',
@@ -71,7 +71,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
       tags: ['acl'],
       security: bearerSecurity,
       querystring: { type: 'object', additionalProperties: false, properties: pageQuerySchema },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: roleSchema }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema(roleSchema), ...err },
     },
   }, async (req) => {
     const after = decodeCursor(req.query.cursor, 1)?.[0] as string | undefined;
@@ -144,7 +144,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
         additionalProperties: false,
         properties: { ...pageQuerySchema, device: { type: 'string' }, role: { type: 'string' } },
       },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: ruleSchema }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema(ruleSchema), ...err },
     },
   }, async (req) => {
     const after = decodeCursor(req.query.cursor, 1)?.[0];

@@ -3,7 +3,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { bearerSecurity, requireRole } from '../auth.js';
-import { decodeCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { topicCondition } from '../topic-sql.js';
 
 const statsRoutes: FastifyPluginAsync = async (app) => {
@@ -65,19 +65,10 @@ const statsRoutes: FastifyPluginAsync = async (app) => {
       security: bearerSecurity,
       querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuerySchema, filter: { type: 'string', minLength: 1 } } },
       response: {
-        200: {
+        200: pageResponseSchema({
           type: 'object',
-          properties: {
-            items: {
-              type: 'array',
-              items: {
-                type: 'object',
-                properties: { topic: { type: 'string' }, messages: { type: 'number' }, bytes: { type: 'number' }, last_message_at: { type: 'string', format: 'date-time' } },
-              },
-            },
-            next_cursor: nextCursorSchema,
-          },
-        },
+          properties: { topic: { type: 'string' }, messages: { type: 'number' }, bytes: { type: 'number' }, last_message_at: { type: 'string', format: 'date-time' } },
+        }),
         ...err,
       },
     },

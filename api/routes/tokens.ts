@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { createApiToken } from '../tokens.js';
 
 const tokenSchema = {
@@ -51,7 +51,7 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
       tags: ['tokens'],
       security: bearerSecurity,
       querystring: { type: 'object', additionalProperties: false, properties: pageQuerySchema },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: tokenSchema }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema(tokenSchema), ...err },
     },
   }, async (req) => {
     const after = decodeIdCursor(req.query.cursor);

@@ -8,7 +8,7 @@ import { WEBHOOK_EVENTS } from '../../broker/webhooks.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { decodeCursor, decodeIdCursor, nextCursorSchema, page, pageQuerySchema } from '../pagination.js';
+import { decodeCursor, decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { filterToRegex } from '../topic-sql.js';
 
 const webhookSchema = {
@@ -193,7 +193,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
       tags: ['webhooks'],
       security: bearerSecurity,
       querystring: { type: 'object', additionalProperties: false, properties: pageQuerySchema },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'webhook#' } }, next_cursor: nextCursorSchema } }, ...err },
+      response: { 200: pageResponseSchema({ $ref: 'webhook#' }), ...err },
     },
   }, async (req) => {
     const after = decodeCursor(req.query.cursor, 1)?.[0] ?? null;
@@ -257,28 +257,19 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
       params: nameParams,
       querystring: { type: 'object', additionalProperties: false, properties: pageQuerySchema },
       response: {
-        200: {
+        200: pageResponseSchema({
           type: 'object',
           properties: {
-            items: {
-              type: 'array',
-              items: {
-                type: 'object',
-                properties: {
-                  at: { type: 'string', format: 'date-time' },
-                  idempotency_key: { type: 'string' },
-                  events: { type: 'integer' },
-                  attempt: { type: 'integer' },
-                  status: { type: ['integer', 'null'] },
-                  error: { type: ['string', 'null'] },
-                  duration_ms: { type: 'integer' },
-                  lag_ms: { type: 'integer' },
-                },
-              },
-            },
-            next_cursor: nextCursorSchema,
+            at: { type: 'string', format: 'date-time' },
+            idempotency_key: { type: 'string' },
+            events: { type: 'integer' },
+            attempt: { type: 'integer' },
+            status: { type: ['integer', 'null'] },
+            error: { type: ['string', 'null'] },
+            duration_ms: { type: 'integer' },
+            lag_ms: { type: 'integer' },
           },
-        },
+        }),
         ...err,
       },
     },

@@ -211,6 +211,25 @@ describe('metrics and docs', () => {
     expect(res.text).toMatch(/^# TYPE roost_messages_stored_total counter$/m);
   });
 
+  it('counts received publishes per QoS, each once however often it is scraped', async () => {
+    const received = async () => {
+      const text = (await api(t, 'GET', '/metrics')).text;
+      const of = (qos: number) => Number(new RegExp(`^roost_publishes_received_total\\{qos="${qos}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      return [of(0), of(1), of(2)];
+    };
+    const before = await received();
+    const statsBefore = (await api(t, 'GET', '/api/stats')).body.messages_received as number;
+    const client = await connectClient(t, 'mqtt', { clientId: 'counted' });
+    for (let i = 0; i < 7; i++) client.publish('counted/zero', 'x', { qos: 0 });
+    for (let i = 0; i < 5; i++) await client.publishAsync('counted/one', 'x', { qos: 1 });
+    for (let i = 0; i < 3; i++) await client.publishAsync('counted/two', 'x', { qos: 2 });
+    await client.endAsync();
+    await expect.poll(async () => (await received()).map((n, q) => n - before[q])).toEqual([7, 5, 3]);
+    const after = await received();
+    expect(await received()).toEqual(after); // a second scrape adds nothing
+    expect((await api(t, 'GET', '/api/stats')).body.messages_received).toBe(statsBefore + 15);
+  });
+
   it('publishes an OpenAPI document and its UI at /docs', async () => {
     const doc = await api(t, 'GET', '/docs/json', undefined, null);
     expect(doc.status).toBe(200);
