@@ -82,7 +82,10 @@ function writeValue(out: Out, at: number, type: CopyType, value: unknown): numbe
   }
 }
 
-/** One COPY ... WITH (FORMAT binary) input holding all rows; null or undefined is SQL NULL. */
+/**
+ * One COPY ... WITH (FORMAT binary) input holding all rows; null or undefined is SQL NULL. The
+ * result has an ArrayBuffer of its own (not Node's shared pool): it may be transferred to a worker.
+ */
 export function encodeCopyBinary(columns: readonly CopyColumn[], rows: readonly (readonly unknown[])[]): Buffer {
   const width = columns.length;
   let size = HEADER_BYTES + 2 + rows.length * (2 + 4 * width);

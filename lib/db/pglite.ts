@@ -123,9 +123,8 @@ export async function openPglite(dataDir: string): Promise<Db> {
       // PGlite reads COPY data from a Blob it names '/dev/blob'; the bytes move to the worker, not copied.
       const sql = copyStatement(table, columns, "'/dev/blob'", quoteIdentifier);
       const data = encodeCopyBinary(columns, rows);
-      // A small Buffer shares Node's pool: transfer only a buffer that owns its memory.
-      const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-      const bytes = owned ? new Uint8Array(data.buffer as ArrayBuffer) : new Uint8Array(data);
+      // The encoder's buffer has its own memory (never Node's shared pool), so it can be transferred.
+      const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
       await call({ op: 'copy', sql, data: bytes }, [bytes.buffer]);
     },
     async close() {
