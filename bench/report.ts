@@ -72,6 +72,56 @@ const FIGURES: Figure[] = [
   { scenario: 'connect', label: 'Connect: broker CPU (cores)', value: (c) => c.brokerCpu, format: cores },
 ];
 
+/** The figure that ranks a scenario's repeated runs (the one its target is stated in). */
+const HEADLINE: Record<ScenarioName, string> = {
+  qos0: 'QoS 0 fan-in: delivered msg/s',
+  qos1: 'QoS 1, 16 in flight: acked msg/s',
+  'qos1-rate': 'QoS 1 at a fixed rate: PUBACK p99 ms',
+  connect: 'Connect, warm: connections/s',
+};
+const headline = (s: ScenarioName) => FIGURES.find((f) => f.label === HEADLINE[s])!;
+
+/**
+ * With --repeat N, each (scenario, target) ran N times, interleaved with the other targets: the
+ * table shows the run with the median headline figure, whole (its other figures come from the same run).
+ */
+export function medianCells(cells: Cell[]): Cell[] {
+  const groups = new Map<string, Cell[]>();
+  for (const c of cells) {
+    const key = `${c.scenario} ${c.target}`;
+    groups.set(key, [...(groups.get(key) ?? []), c]);
+  }
+  return [...groups.values()].map((runs) => {
+    const ok = runs.filter((c) => !c.error && headline(c.scenario).value(c) !== undefined);
+    if (ok.length === 0) return runs[0];
+    const f = headline(runs[0].scenario);
+    ok.sort((a, b) => f.value(a)! - f.value(b)!);
+    return ok[(ok.length - 1) >> 1];
+  });
+}
+
+/** Every run's headline figure and each Roost run's ratio to the Aedes run of the same round. */
+export function spreadList(cells: Cell[], targets: TargetName[], scenarios: ScenarioName[]): string {
+  const lines: string[] = [];
+  for (const s of scenarios) {
+    const f = headline(s);
+    for (const t of targets) {
+      const runs = cells.filter((c) => c.scenario === s && c.target === t);
+      if (runs.length < 2) continue;
+      const aedes = cells.filter((c) => c.scenario === s && c.target === 'aedes');
+      const values = runs.map((c, i) => {
+        if (c.error) return 'failed';
+        const v = f.value(c);
+        if (v === undefined) return '—';
+        const ref = t.startsWith('roost') && aedes[i] && !aedes[i].error ? ratio(v, f.value(aedes[i])) : '';
+        return (f.format ?? int)(v, c) + (ref ? ` (${ref} Aedes)` : '');
+      });
+      lines.push(`- ${f.label}, ${TARGET_LABELS[t]}: ${values.join(' · ')}`);
+    }
+  }
+  return lines.join('\n');
+}
+
 export interface RunInfo {
   startedAt: Date;
   finishedAt: Date;

@@ -13,7 +13,7 @@ import { readCredentials, type Credential } from './credentials.js';
 import type { LoadResult, ScenarioName } from './loadgen.js';
 import { profileMarkdown, summariseProfile } from './profile.js';
 import { IDLE_TARGETS, idleMarkdown, runIdle, type IdleResult } from './idle.js';
-import { machine, notesList, resultsTable, rowsList, type Cell, type RunInfo } from './report.js';
+import { machine, medianCells, notesList, resultsTable, rowsList, spreadList, type Cell, type RunInfo } from './report.js';
 import {
   TARGETS,
   TARGET_LABELS,
@@ -48,6 +48,7 @@ const { values, positionals } = parseArgs({
     'load-cpus': { type: 'string', default: '1' },
     'pg-cpus': { type: 'string', default: '0' },
     'roost-env': { type: 'string', default: '' },
+    repeat: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(repoRoot, 'bench/RESULTS.md') },
   },
@@ -65,6 +66,8 @@ const scenarios = asked.filter((s): s is ScenarioName => s !== 'idle');
 const durationSec = Number(values.duration);
 const rate = Number(values.rate);
 const clients = Number(values.clients);
+const repeat = Number(values.repeat);
+if (!Number.isInteger(repeat) || repeat < 1) throw new Error('--repeat takes a whole number of runs, at least 1');
 
 /** 2,000 bench devices sharing one random password, unless a credentials file is given. */
 async function credentialsFor(): Promise<{ file: string; list: Credential[] }> {
@@ -233,12 +236,15 @@ async function main(): Promise<void> {
   const profiled: Cell[] = [];
   let idle: IdleResult[] | undefined;
   try {
-    for (const scenario of scenarios) {
-      for (const target of targets) {
-        log(`${scenario} → ${TARGET_LABELS[target]}`);
-        const cell = await runCell(scenario, target, ctx);
-        cells.push(cell);
-        if (cell.error) log(`  failed: ${cell.error}`);
+    // Rounds interleave the targets, so a slow spell of a shared machine lands on all of them.
+    for (let round = 1; round <= repeat; round++) {
+      for (const scenario of scenarios) {
+        for (const target of targets) {
+          log(`${scenario} → ${TARGET_LABELS[target]}${repeat > 1 ? ` (run ${round} of ${repeat})` : ''}`);
+          const cell = await runCell(scenario, target, ctx);
+          cells.push(cell);
+          if (cell.error) log(`  failed: ${cell.error}`);
+        }
       }
     }
     // Profiled runs are separate, so the profiler's cost never shows in the figures above.
@@ -266,7 +272,7 @@ async function main(): Promise<void> {
     loadBefore,
     loadAfter: os.loadavg(),
   };
-  const table = resultsTable(cells, targets, scenarios);
+  const table = resultsTable(medianCells(cells), targets, scenarios);
   process.stdout.write(table + '\n');
   const md = [
     '# Roost benchmark results',
@@ -275,13 +281,23 @@ async function main(): Promise<void> {
     `- Machine: ${machine()}`,
     `- Load average before / after: ${info.loadBefore.map((l) => l.toFixed(2)).join(' ')} / ${info.loadAfter.map((l) => l.toFixed(2)).join(' ')} (anything well above 0 means other work shared the cores)`,
     `- Pinning: broker on CPU ${info.brokerCpus}, load generator on CPU ${info.loadCpus}, PostgreSQL on CPU ${info.pgCpus}`,
-    `- Command: \`${info.command}\` — ${durationSec} s measured per scenario after a ${values.warmup} s warm-up, ${values.publishers} publishers, 64-byte JSON payloads, fixed rate ${rate.toLocaleString('en-US')} msg/s, ${clients.toLocaleString('en-US')} connecting clients`,
+    `- Command: \`${info.command}\` — ${repeat > 1 ? `${repeat} runs of each, ` : ''}${durationSec} s measured per scenario after a ${values.warmup} s warm-up, ${values.publishers} publishers, 64-byte JSON payloads, fixed rate ${rate.toLocaleString('en-US')} msg/s, ${clients.toLocaleString('en-US')} connecting clients`,
     '',
     'Ratios are value ÷ reference for the figure in the same row (for latencies, lower is better).',
     'Broker CPU counts Roost together with its PostgreSQL server processes.',
     '',
     table,
     '',
+    ...(repeat > 1
+      ? [
+          `## Spread over ${repeat} runs`,
+          '',
+          `Each cell above is the run with the median headline figure of ${repeat} interleaved runs (its other figures are from that same run). Every run:`,
+          '',
+          spreadList(cells, targets, scenarios),
+          '',
+        ]
+      : []),
     '## Stored rows',
     '',
     rowsList(cells) || '- no target stored messages',

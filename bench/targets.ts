@@ -101,11 +101,12 @@ export function pinned(cpus: string, cmd: string, args: string[], env?: NodeJS.P
   const child = spawn('taskset', ['-c', cpus, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', () => {}); // keep pipes flowing once readiness is seen
   child.stderr!.on('data', (c: Buffer) => { if (process.env.BENCH_CHILD_STDERR) process.stderr.write(c); });
+  if (process.env.BENCH_CHILD_STDOUT) child.stdout!.on('data', (c: Buffer) => process.stderr.write(c));
   return child;
 }
 
 async function startNodeServer(script: string, ctx: RunContext): Promise<RunningTarget> {
-  const nodeArgs: string[] = [];
+  const nodeArgs: string[] = (process.env.BENCH_AEDES_NODE_ARGS ?? '').split(' ').filter(Boolean);
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`);
