@@ -145,7 +145,7 @@ export const SETTINGS = {
   // Message store
   ROOST_STORE_INCLUDE: [topicFilterList, '#', 'Comma-separated topic filters of publishes to store'],
   ROOST_STORE_EXCLUDE: [topicFilterList, '$SYS/#', 'Comma-separated topic filters of publishes not to store'],
-  ROOST_STORE_BATCH_SIZE: [positiveInt, 2000, 'Most rows in one write transaction'],
+  ROOST_STORE_BATCH_SIZE: [positiveInt, 5000, 'Most rows in one write transaction (batches only grow this large while the database is behind: then each commit catches up more)'],
   ROOST_STORE_FLUSH_MS: [nonNegativeInt, 5, 'Longest a stored QoS 0 publish waits for its batch to fill (a QoS 1/2 publish, whose PUBACK waits for the commit, is written on the next turn with whatever else is queued)'],
   ROOST_STORE_QUEUE_MAX: [positiveInt, 50_000, 'Publishes waiting to be stored before publishing sockets are paused'],
   ROOST_STORE_QUEUE_MAX_BYTES: [positiveInt, 64 * 1024 * 1024, 'Payload bytes waiting to be stored before publishing sockets are paused'],
