@@ -16,6 +16,7 @@ import bcrypt from 'bcrypt';
 import type { Credential } from './credentials.js';
 import { openDb, type Db } from '../lib/db/index.js';
 import { migrate } from '../lib/db/migrate.js';
+import { NODE_FLAGS } from '../lib/node-flags.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
 import { createApiToken } from '../api/tokens.js';
 
@@ -199,9 +200,9 @@ export function postgresPids(pg: PostgresServer): number[] {
   return pids;
 }
 
-/** Starts the run's throwaway PostgreSQL, its processes pinned to `cpus`. */
+/** Starts the run’s throwaway PostgreSQL (fsync on, as in production), its processes pinned to `cpus`. */
 export async function startBenchPostgres(cpus: string): Promise<PostgresServer> {
-  const pg = await startPostgres();
+  const pg = await startPostgres({ fsync: true });
   for (const pid of postgresPids(pg)) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
   return pg;
 }
@@ -292,7 +293,8 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string)
     ...(apiPort ? { ROOST_API_PORT: String(apiPort) } : {}),
     ...ctx.roostEnv,
   });
-  const nodeArgs: string[] = (process.env.BENCH_ROOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // Launched as `npm start` launches it (lib/node-flags.ts); BENCH_ROOST_NODE_ARGS adds or overrides.
+  const nodeArgs: string[] = [...NODE_FLAGS, ...(process.env.BENCH_ROOST_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`);

@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../../lib/node-flags.js';
+
+const read = (file: string) => readFileSync(file, 'utf8');
+const flags = NODE_FLAGS.join(' ');
+
+describe('every way of launching Roost passes the same V8 flags', () => {
+  it('npm start', () => {
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe(`node ${flags} dist/lib/cli.js start`);
+  });
+
+  it('the roost command (the shebang of lib/cli.ts, kept by tsc)', () => {
+    expect(read('lib/cli.ts').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+  });
+
+  it('the Docker image', () => {
+    const cmd = /^CMD (.*)$/m.exec(read('Dockerfile'))?.[1];
+    expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...NODE_FLAGS, 'dist/lib/cli.js', 'start']);
+  });
+
+  it('the flags take effect: under survivors the young generation grows past the default 32 MB', () => {
+    // Objects that live a while (like messages in flight) make V8 grow new space up to its maximum.
+    const script = `
+      const keep = [];
+      for (let i = 0; i < 3e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 200000) keep.splice(0, 100000); }
+      const s = require('v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+      process.stdout.write(String(s.space_size));`;
+    const grown = (args: string[]) => Number(execFileSync(process.execPath, [...args, '-e', script]));
+    expect(grown([])).toBeLessThanOrEqual(32 * 2 ** 20);
+    expect(grown([...NODE_FLAGS])).toBeGreaterThan(32 * 2 ** 20);
+  });
+});
