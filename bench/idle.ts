@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   const credentialsFile = path.join(outDir, 'credentials-idle.txt');
   writeFileSync(credentialsFile, `${credential.username}:${credential.password}\n`, { mode: 0o600 });
   const ctx: RunContext = { brokerCpus: values['broker-cpus']!, pgCpus: values['pg-cpus']!, credentials: [credential], credentialsFile, roostEnv: { ROOST_MAX_CONNECTIONS: String(connections + 1000) }, log };
-  if (targets.includes('roost-pg')) ctx.postgres = await startBenchPostgres(ctx.pgCpus);
+  if (targets.some((t) => t.startsWith('roost-pg'))) ctx.postgres = await startBenchPostgres(ctx.pgCpus);
   const loadBefore = os.loadavg();
   try {
     const results = await runIdle(targets, ctx, connections);

@@ -46,7 +46,7 @@ const { values, positionals } = parseArgs({
     credentials: { type: 'string', default: process.env.BENCH_CREDENTIALS },
     'broker-cpus': { type: 'string', default: '0' },
     'load-cpus': { type: 'string', default: '1' },
-    'pg-cpus': { type: 'string', default: '0' },
+    'pg-cpus': { type: 'string', default: '1' },
     'roost-env': { type: 'string', default: '' },
     repeat: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
@@ -229,7 +229,7 @@ async function main(): Promise<void> {
     roostEnv,
     log,
   };
-  if (targets.includes('roost-pg')) ctx.postgres = await startBenchPostgres(ctx.pgCpus);
+  if (targets.some((t) => t.startsWith('roost-pg'))) ctx.postgres = await startBenchPostgres(ctx.pgCpus);
   const stopPg = () => ctx.postgres?.destroy();
   process.on('SIGINT', () => (stopPg(), process.exit(130)));
   const cells: Cell[] = [];
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
     `- Date: ${info.startedAt.toISOString()} (took ${Math.round((info.finishedAt.getTime() - info.startedAt.getTime()) / 1000)} s)`,
     `- Machine: ${machine()}`,
     `- Load average before / after: ${info.loadBefore.map((l) => l.toFixed(2)).join(' ')} / ${info.loadAfter.map((l) => l.toFixed(2)).join(' ')} (anything well above 0 means other work shared the cores)`,
-    `- Pinning: broker on CPU ${info.brokerCpus}, load generator on CPU ${info.loadCpus}, PostgreSQL on CPU ${info.pgCpus}`,
+    `- Pinning: broker on CPU ${info.brokerCpus}, load generator on CPU ${info.loadCpus}; PostgreSQL on CPU ${info.pgCpus} for “Roost + PostgreSQL”, on CPU ${info.brokerCpus} with the broker for “Roost + PostgreSQL on the broker’s core”; PGlite runs inside Roost’s process`,
     `- Command: \`${info.command}\` — ${repeat > 1 ? `${repeat} runs of each, ` : ''}${durationSec} s measured per scenario after a ${values.warmup} s warm-up, ${values.publishers} publishers, 64-byte JSON payloads, fixed rate ${rate.toLocaleString('en-US')} msg/s, ${clients.toLocaleString('en-US')} connecting clients`,
     '',
     'Ratios are value ÷ reference for the figure in the same row (for latencies, lower is better).',

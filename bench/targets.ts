@@ -4,8 +4,11 @@
  *   sink          the generator's ceiling (bench/sink-server.ts, no MQTT work)
  *   mosquitto     Debian's mosquitto, generated config, no persistence
  *   aedes         plain Aedes 1.2 in memory (bench/aedes-server.ts)
- *   roost-pg      Roost (`node dist/lib/cli.js start`) on a throwaway PostgreSQL database
- *   roost-pglite  Roost on the embedded PGlite in a throwaway data folder
+ *   roost-pg      Roost (`node dist/lib/cli.js start`) on a throwaway PostgreSQL database, the
+ *                 PostgreSQL server on its own core (--pg-cpus; a database server runs beside the
+ *                 broker, not inside it)
+ *   roost-pg-shared  the same, PostgreSQL squeezed onto the broker's one core
+ *   roost-pglite  Roost on the embedded PGlite in a throwaway data folder (one process, one core)
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +23,7 @@ import { NODE_FLAGS } from '../lib/node-flags.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
 import { createApiToken } from '../api/tokens.js';
 
-export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pglite'] as const;
+export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pg-shared', 'roost-pglite'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
@@ -28,6 +31,7 @@ export const TARGET_LABELS: Record<TargetName, string> = {
   mosquitto: 'Mosquitto',
   aedes: 'Aedes (in memory)',
   'roost-pg': 'Roost + PostgreSQL',
+  'roost-pg-shared': 'Roost + PostgreSQL on the broker’s core',
   'roost-pglite': 'Roost + PGlite',
 };
 
@@ -203,8 +207,14 @@ export function postgresPids(pg: PostgresServer): number[] {
 /** Starts the run’s throwaway PostgreSQL (fsync on, as in production), its processes pinned to `cpus`. */
 export async function startBenchPostgres(cpus: string): Promise<PostgresServer> {
   const pg = await startPostgres({ fsync: true });
-  for (const pid of postgresPids(pg)) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+  pinPostgres({ postgres: pg }, cpus);
   return pg;
+}
+
+/** Moves the run's PostgreSQL to `cpus`; backends started later fork from the postmaster and follow it. */
+function pinPostgres(ctx: { postgres?: PostgresServer }, cpus: string): void {
+  if (!ctx.postgres) throw new Error('Roost on PostgreSQL needs the run’s PostgreSQL');
+  for (const pid of postgresPids(ctx.postgres)) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 /** One bcrypt hash serves every bench device (same password): each login still pays a full compare. */
@@ -331,6 +341,10 @@ export async function startTarget(name: TargetName, ctx: RunContext, label: stri
     case 'mosquitto':
       return startMosquitto(ctx);
     case 'roost-pg':
+      pinPostgres(ctx, ctx.pgCpus);
+      return startRoost('pg', ctx, label);
+    case 'roost-pg-shared':
+      pinPostgres(ctx, ctx.brokerCpus);
       return startRoost('pg', ctx, label);
     case 'roost-pglite':
       return startRoost('pglite', ctx, label);
