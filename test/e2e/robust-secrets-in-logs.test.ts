@@ -5,7 +5,7 @@
  */
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROCESS_ADMIN, startRoostProcess, type RoostProcess } from '../fuzz/roost-process.js';
+import { PROCESS_ADMIN, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
 
 describe('secrets in logs', () => {
   let roost: RoostProcess | undefined;

@@ -7,7 +7,7 @@ import net from 'node:net';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROCESS_ADMIN, startRoostProcess, type RoostProcess } from '../fuzz/roost-process.js';
+import { PROCESS_ADMIN, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
 
 const EXIT_BOUND_MS = 8_000;
 
@@ -60,7 +60,7 @@ describe('SIGTERM under QoS 1 load', () => {
     expect(refusedAfterMs).toBeDefined();
     expect(refusedAfterMs!).toBeLessThan(1000);
 
-    const db = new pg.Client({ connectionString: roost.databaseUrl });
+    const db = new pg.Client({ connectionString: roost.dbOptions.databaseUrl });
     await db.connect();
     try {
       const stored = new Set((await db.query<{ topic: string }>("SELECT topic FROM messages WHERE topic LIKE 'sigterm/%'")).rows.map((r) => r.topic));

@@ -8,7 +8,7 @@ import net from 'node:net';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PacketFuzzer, rng } from './packets.js';
-import { PROCESS_ADMIN, startRoostProcess, type RoostProcess } from './roost-process.js';
+import { PROCESS_ADMIN, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
 
 const PACKETS = 100_000;
 const WORKERS = 24;

@@ -1,12 +1,14 @@
 /**
- * Roost as its own process (`node dist/lib/cli.js start`) on a fresh PostgreSQL database, for tests
- * that must watch the process itself: that it never exits, its RSS, what SIGTERM does.
+ * Roost as its own process (`node dist/lib/cli.js start`) on a fresh PostgreSQL database or PGlite
+ * folder, for tests that must watch the process itself: that it never exits, its RSS, what SIGTERM
+ * or SIGKILL does.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { createPostgresDatabase } from '../helpers/db.js';
-import { freePort } from '../helpers/services.js';
+import { createPostgresDatabase, type BackendName } from './db.js';
+import { freePort } from './services.js';
 
 const CLI = path.resolve('dist/lib/cli.js');
 
@@ -16,21 +18,33 @@ export interface RoostProcess {
   child: ChildProcess;
   mqttPort: number;
   apiPort: number;
-  databaseUrl: string;
+  /** Where its data is, for openDb once it has stopped (PGlite admits one process at a time). */
+  dbOptions: { databaseUrl?: string; dataDir: string };
   /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
   /** Resident set size in bytes (VmRSS). */
   rss(): number;
-  /** Kills it if still running and drops the database. */
+  /** Kills it if still running and drops the database (or removes the PGlite folder). */
   destroy(): Promise<void>;
 }
 
-export async function startRoostProcess(env: Record<string, string> = {}): Promise<RoostProcess> {
-  const created = await createPostgresDatabase();
+export async function startRoostProcess(env: Record<string, string> = {}, backend: BackendName = 'postgres'): Promise<RoostProcess> {
+  const created =
+    backend === 'postgres'
+      ? await createPostgresDatabase()
+      : (() => {
+          const dataDir = mkdtempSync(path.join(os.tmpdir(), 'roost-process-'));
+          return { dataDir, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+        })();
+  const dbOptions = 'url' in created ? { databaseUrl: created.url, dataDir: '' } : { dataDir: created.dataDir };
   const [mqttPort, apiPort] = [await freePort(), await freePort()];
-  const base = { PATH: process.env.PATH ?? '', DATABASE_URL: created.url, ROOST_BCRYPT_COST: '4' };
+  const base = {
+    PATH: process.env.PATH ?? '',
+    ...(dbOptions.databaseUrl ? { DATABASE_URL: dbOptions.databaseUrl } : { ROOST_DATA_DIR: dbOptions.dataDir }),
+    ROOST_BCRYPT_COST: '4',
+  };
   const added = spawnSync('node', [CLI, 'device', 'add', PROCESS_ADMIN.username, '--password', PROCESS_ADMIN.password, '--superuser'], { env: base, encoding: 'utf8' });
   if (added.status !== 0) throw new Error(`roost device add failed: ${added.stderr}`);
   const child = spawn('node', [CLI, 'start'], {
@@ -65,7 +79,7 @@ export async function startRoostProcess(env: Record<string, string> = {}): Promi
     child,
     mqttPort,
     apiPort,
-    databaseUrl: created.url,
+    dbOptions,
     exited,
     output: () => out,
     rss() {
