@@ -337,6 +337,8 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
   let windowAcked = 0;
   let running = true;
   let unexpectedAcks = 0;
+  // BENCH_TRACE=1: PUBACK latency second by second on stderr, warm-up included.
+  const traceLatencies: number[] | undefined = process.env.BENCH_TRACE ? [] : undefined;
 
   const publishers = pubs.map((conn, p) => {
     const packets = Array.from({ length: ids }, (_, k) => encodePublish(`${o.prefix}/${p}/reading`, payload, 1, k + 1));
@@ -373,6 +375,7 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
         windowAcked++;
         latencies.push(now() - since);
       }
+      if (traceLatencies) traceLatencies.push(now() - since);
     };
     // Send the replacements of a whole read's PUBACKs in one write.
     conn.socket.prependListener('data', () => conn.socket.cork());
@@ -393,6 +396,12 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
 
   const loadStartedAt = Date.now();
   const start = now();
+  const trace = traceLatencies
+    ? setInterval(() => {
+        const l = summarise(traceLatencies.splice(0));
+        process.stderr.write(`qos1 trace: acked ${l.count}/s p50 ${l.p50.toFixed(1)} ms p99 ${l.p99.toFixed(1)} ms max ${l.max.toFixed(1)} ms\n`);
+      }, 1000)
+    : undefined;
   let ticker: NodeJS.Timeout | undefined;
   if (rate === undefined) publishers.forEach((p) => p.fill());
   else {
@@ -412,6 +421,7 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
   );
   running = false;
   clearInterval(ticker);
+  clearInterval(trace);
   const loadEndedAt = Date.now();
   await drain(() => publishers.every((p) => p.inflight() === 0), () => acked, 5000);
   await drain(() => sub.count() >= acked, sub.count);
