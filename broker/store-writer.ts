@@ -1,8 +1,11 @@
 /**
  * The batching writer: every stored PUBLISH goes through here into the messages table.
  *
- * - FIFO, one batch in flight: commit order is arrival order, so per-client order holds.
- * - QoS 1/2: `done` runs after the commit that holds the row (Aedes then sends PUBACK/PUBREC).
+ * - FIFO: ids are given in arrival order, batch after batch, and batches are answered in that order,
+ *   so per-client order holds. Up to `maxInFlight` batches are written at once (on PostgreSQL, each
+ *   on its own connection: while one commits the next is already being sent).
+ * - QoS 1/2: `done` runs after the commit that holds the row, and after every earlier batch's
+ *   (Aedes then sends PUBACK/PUBREC, in the order the publishes came).
  * - QoS 0: `done` runs at once, unless the queue is over its bounds; then it waits for room, which
  *   stops Aedes reading that socket (it reads the next chunk only when a chunk's packets are done).
  * - The database going away: the batch is retried with backoff, never dropped; a retry first
@@ -29,6 +32,7 @@ export const MESSAGE_COLUMNS: readonly CopyColumn[] = [
   { name: 'received_at', type: 'timestamptz' },
 ];
 const ID_BLOCK = 1000; // INCREMENT of roost_message_ids (schema/004_messages.sql)
+const SECOND_BATCH_ROWS = 1000;
 
 export interface StoreWriterOptions {
   db: Db;
@@ -40,6 +44,8 @@ export interface StoreWriterOptions {
   queueMaxBytes: number;
   metrics: Metrics;
   log: Logger;
+  /** Batches written at once (1: the next starts when the last has committed). */
+  maxInFlight?: number;
   /** Longest pause between retries while the database is away. */
   maxBackoffMs?: number;
   /** Told of every committed row (per-topic counters, last_seen). */
@@ -64,26 +70,38 @@ interface Pending {
 /** PostgreSQL text cannot hold U+0000. */
 const noNul = (s: string | null) => (s && s.includes('\0') ? s.replace(/\0/g, '') : s);
 
+interface Writing {
+  batch: Pending[];
+  /** Set once written: the rows refused for their content (empty when all were stored). */
+  failed?: Map<Pending, Error>;
+}
+
 export class StoreWriter implements BrokerStore {
   private queue: Pending[] = [];
   private queuedBytes = 0;
-  private running = false;
   private timer: NodeJS.Timeout | undefined;
   private runSoon = false;
   private waitingForRoom: Array<() => void> = [];
-  private idNext = 0;
-  private idEnd = 0;
+  /** Reserved id ranges [next, end), oldest first (each nextval of roost_message_ids is one). */
+  private ids: Array<[number, number]> = [];
+  /** Batches being written, oldest first; answered strictly in this order. */
+  private writing: Writing[] = [];
+  /** The next batch's rows (and ids) are being made. */
+  private preparing = false;
   private idle: Array<() => void> = [];
   private storeByTopic = new Map<string, boolean>();
   /** True while the last write failed and a retry is pending (readiness reports it). */
   databaseDown = false;
 
+  private readonly maxInFlight: number;
+
   constructor(private readonly opts: StoreWriterOptions) {
+    this.maxInFlight = opts.maxInFlight ?? 1;
     opts.metrics.probes.storeQueueDepth = () => this.depth;
   }
 
   get depth(): number {
-    return this.queue.length + (this.running ? 1 : 0);
+    return this.queue.length + this.writing.length;
   }
 
   /** Include/exclude topic filters decide what is stored (remembered per topic: topics repeat). */
@@ -127,77 +145,120 @@ export class StoreWriter implements BrokerStore {
 
   /**
    * A publisher waiting for its PUBACK is written on the next turn (with whatever else arrived
-   * meanwhile); only QoS 0 rows wait up to flushMs for company. While a batch is being written the
+   * meanwhile); only QoS 0 rows wait up to flushMs for company. While every write slot is busy the
    * queue fills anyway: that is where large batches come from under load.
    */
   private schedule(awaited = false): void {
-    if (this.running || this.runSoon) return;
+    if (this.preparing || this.runSoon || !this.slotFree()) return;
     if (awaited || this.queue.length >= this.opts.batchSize || this.opts.flushMs === 0) {
       clearTimeout(this.timer);
       this.timer = undefined;
       this.runSoon = true;
       setImmediate(() => {
         this.runSoon = false;
-        void this.run();
+        void this.launch();
       });
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        void this.run();
+        void this.launch();
       }, this.opts.flushMs);
     }
   }
 
-  private async run(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  /**
+   * A second batch goes beside the one being written only once SECOND_BATCH_ROWS have queued: under
+   * light load one commit at a time gathers more rows per commit (fewer fsyncs) at no cost in latency.
+   */
+  private slotFree(): boolean {
+    const n = this.writing.length;
+    return n === 0 || (n < this.maxInFlight && this.queue.length >= SECOND_BATCH_ROWS);
+  }
+
+  /** Starts writing queued rows in batches while a write slot is free. Ids are given here, one batch after the other. */
+  private async launch(): Promise<void> {
+    if (this.preparing) return;
+    this.preparing = true;
     try {
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 && this.slotFree()) {
         const batch = this.queue.splice(0, this.opts.batchSize);
-        const failed = await this.writeBatch(batch);
-        const onStored = this.opts.onStored;
-        // The PUBACKs written here leave in one write per socket (broker/write-coalescing.ts).
-        for (const item of batch) {
-          this.queuedBytes -= item.payload.length;
-          const err = failed.get(item);
-          if (!err) onStored?.(item.topic, item.payload.length, item.username, item.receivedAt);
-          item.done?.(err ?? null);
-        }
-        while (this.waitingForRoom.length > 0 && this.hasRoom()) this.waitingForRoom.shift()!();
+        const rows = await this.untilAnswered(() => this.toRows(batch), batch.length);
+        const entry: Writing = { batch };
+        this.writing.push(entry);
+        this.writeBatch(batch, rows).then(
+          (failed) => this.answer(entry, failed),
+          (err: Error) => {
+            // Not a database outage (those are retried) nor a refused row: fail the batch, do not hang it.
+            this.opts.log.error({ err: err.message, rows: batch.length }, 'storing messages failed');
+            this.answer(entry, new Map(batch.map((item) => [item, err])));
+          },
+        );
       }
     } finally {
-      this.running = false;
-      for (const resolve of this.idle.splice(0)) resolve();
+      this.preparing = false;
+      this.wakeIdle();
     }
   }
 
-  /** Writes one batch until it is committed; returns rows refused for their content (never retried). */
-  private async writeBatch(batch: Pending[]): Promise<Map<Pending, Error>> {
-    const { db, metrics, log } = this.opts;
-    let rows: unknown[][] | undefined;
+  /** A batch is written: answer it and every batch before it that is done, in order, then go on. */
+  private answer(entry: Writing, failed: Map<Pending, Error>): void {
+    entry.failed = failed;
+    const onStored = this.opts.onStored;
+    while (this.writing[0]?.failed) {
+      const { batch, failed: refused } = this.writing.shift()!;
+      // The PUBACKs written here leave in one write per socket (broker/write-coalescing.ts).
+      for (const item of batch) {
+        this.queuedBytes -= item.payload.length;
+        const err = refused!.get(item);
+        if (!err) onStored?.(item.topic, item.payload.length, item.username, item.receivedAt);
+        item.done?.(err ?? null);
+      }
+    }
+    while (this.waitingForRoom.length > 0 && this.hasRoom()) this.waitingForRoom.shift()!();
+    // What queued while the slots were busy goes at once, as one batch.
+    if (this.queue.length > 0) void this.launch();
+    this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  /** Runs `attempt` until the database answers, pausing with backoff in between. */
+  private async untilAnswered<T>(attempt: (retry: boolean) => Promise<T>, rows: number): Promise<T> {
     let backoff = 100;
-    let maybeCommitted = false;
-    for (;;) {
+    for (let retry = false; ; retry = true) {
       try {
-        rows ??= await this.toRows(batch);
-        if (maybeCommitted && (await this.isCommitted(rows[0]))) break;
-        const started = performance.now();
-        await this.insert(rows);
-        metrics.storeBatchSeconds.observe((performance.now() - started) / 1000);
-        break;
+        const result = await attempt(retry);
+        if (this.databaseDown) this.opts.log.info('database is back; stored messages again');
+        this.databaseDown = false;
+        return result;
       } catch (err) {
-        if (rows && isDataError(err)) return this.writeOneByOne(batch, rows);
-        maybeCommitted = rows !== undefined;
-        metrics.storeWriteErrors.inc();
-        if (!this.databaseDown) log.error({ err: (err as Error).message, rows: batch.length }, 'storing messages failed; retrying until the database answers');
+        if (isDataError(err)) throw err;
+        this.opts.metrics.storeWriteErrors.inc();
+        if (!this.databaseDown) this.opts.log.error({ err: (err as Error).message, rows }, 'storing messages failed; retrying until the database answers');
         this.databaseDown = true;
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 5000);
       }
     }
-    if (this.databaseDown) log.info('database is back; stored messages again');
-    this.databaseDown = false;
-    metrics.messagesStored.inc(batch.length);
+  }
+
+  /** Writes one batch until it is committed; returns rows refused for their content (never retried). */
+  private async writeBatch(batch: Pending[], rows: unknown[][]): Promise<Map<Pending, Error>> {
+    try {
+      await this.untilAnswered(async (retry) => {
+        // A retry first checks whether the failed attempt committed after all.
+        if (retry && (await this.isCommitted(rows[0]))) return;
+        const started = performance.now();
+        await this.insert(rows);
+        this.opts.metrics.storeBatchSeconds.observe((performance.now() - started) / 1000);
+      }, batch.length);
+    } catch (err) {
+      if (isDataError(err)) return this.writeOneByOne(batch, rows);
+      throw err;
+    }
+    this.opts.metrics.messagesStored.inc(batch.length);
     return new Map();
   }
 
@@ -219,20 +280,27 @@ export class StoreWriter implements BrokerStore {
 
   /** Rows in MESSAGE_COLUMNS order; the JSON column gets the payload's own bytes when they are JSON. */
   private async toRows(batch: Pending[]): Promise<unknown[][]> {
+    await this.reserveIds(batch.length);
     const rows: unknown[][] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const m = batch[i];
-      if (this.idNext >= this.idEnd) await this.reserveIds();
+      const range = this.ids[0];
+      const id = range[0]++;
+      if (range[0] === range[1]) this.ids.shift();
       const json = isJsonPayload(m.payload) ? m.payload : null;
-      rows[i] = [this.idNext++, m.topic, m.payload, json, m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt];
+      rows[i] = [id, m.topic, m.payload, json, m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt];
     }
     return rows;
   }
 
-  private async reserveIds(): Promise<void> {
-    const res = await this.opts.db.query<{ id: string }>("SELECT nextval('roost_message_ids') AS id");
-    this.idNext = Number(res.rows[0].id); // exact: ids stay far below 2^53
-    this.idEnd = this.idNext + ID_BLOCK;
+  /** Makes sure `count` ids are reserved, in one round trip however many blocks that takes. */
+  private async reserveIds(count: number): Promise<void> {
+    const have = this.ids.reduce((n, [next, end]) => n + end - next, 0);
+    if (have >= count) return;
+    const blocks = Math.ceil((count - have) / ID_BLOCK);
+    const res = await this.opts.db.query<{ id: string }>("SELECT nextval('roost_message_ids') AS id FROM generate_series(1, $1::int)", [blocks]);
+    // Exact: ids stay far below 2^53. Ascending: nextval runs row by row in generate_series order.
+    for (const { id } of res.rows) this.ids.push([Number(id), Number(id) + ID_BLOCK]);
   }
 
   private async isCommitted(firstRow: unknown[]): Promise<boolean> {
@@ -246,8 +314,8 @@ export class StoreWriter implements BrokerStore {
 
   /** Resolves once everything queued so far is committed (graceful shutdown). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.running) {
-      if (!this.running) this.schedule();
+    while (this.queue.length > 0 || this.writing.length > 0 || this.preparing) {
+      if (this.queue.length > 0) void this.launch();
       await new Promise<void>((resolve) => this.idle.push(resolve));
     }
   }

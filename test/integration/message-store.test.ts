@@ -57,6 +57,60 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
     await Promise.all(clients.map((c) => c.endAsync()));
   }, 120_000);
 
+  it("keeps each publisher's order under concurrent load: ids rise and PUBACKs return in publish order", async () => {
+    const clients = await Promise.all(Array.from({ length: 4 }, (_, c) => connectClient(t, 'mqtt', { clientId: `ordered-${c}` })));
+    const perClient = 1500;
+    const ackOrder = clients.map(() => [] as number[]);
+    await Promise.all(
+      clients.map((client, c) =>
+        // All in flight at once, from four clients: many batches.
+        Promise.all(Array.from({ length: perClient }, (_, i) => client.publishAsync(`ordered/${c}/${i}`, `${i}`, { qos: 1 }).then(() => ackOrder[c].push(i)))),
+      ),
+    );
+    const inOrder = Array.from({ length: perClient }, (_, i) => i);
+    for (let c = 0; c < clients.length; c++) {
+      expect(ackOrder[c], `PUBACK order of ordered-${c}`).toEqual(inOrder);
+      const res = await t.roost.db.query<{ topic: string }>('SELECT topic FROM messages WHERE client_id = $1 ORDER BY id', [`ordered-${c}`]);
+      expect(res.rows.map((r) => Number(r.topic.split('/')[2])), `id order of ordered-${c}`).toEqual(inOrder);
+    }
+    await Promise.all(clients.map((c) => c.endAsync()));
+  }, 60_000);
+
+  it('answers batches in the order they were queued, even when a later one commits first', async () => {
+    // One client's messages can straddle two batches (a batch is cut at ROOST_STORE_BATCH_SIZE), so a
+    // batch that commits early must wait for the ones before it. A row trigger holds the batch with
+    // `held/first` for 300 ms; ten other clients' 1,500 messages queue meanwhile and (on PostgreSQL, a
+    // second batch goes beside the first once 1,000 wait) commit first.
+    await t.roost.db.exec(`
+      CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.topic = 'held/first' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER roost_test_hold BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION roost_test_hold();`);
+    try {
+      const held = await connectClient(t, 'mqtt', { clientId: 'held-publisher' });
+      const others = await Promise.all(Array.from({ length: 10 }, (_, c) => connectClient(t, 'mqtt', { clientId: `other-${c}` })));
+      const acked: string[] = [];
+      const first = held.publishAsync('held/first', 'x', { qos: 1 }).then(() => acked.push('first'));
+      await new Promise((r) => setTimeout(r, 50));
+      const rest = others.flatMap((client, c) =>
+        Array.from({ length: 150 }, (_, i) => client.publishAsync(`held/${c}/${i}`, 'x', { qos: 1 }).then(() => acked.push(`${c}/${i}`))),
+      );
+      await new Promise((r) => setTimeout(r, 150));
+      // Later rows may be committed by now, but none is acknowledged before the first.
+      expect(acked).toEqual([]);
+      await Promise.all([first, ...rest]);
+      expect(acked[0]).toBe('first');
+      for (let c = 0; c < others.length; c++) {
+        const own = acked.filter((a) => a.startsWith(`${c}/`));
+        expect(own).toEqual(Array.from({ length: 150 }, (_, i) => `${c}/${i}`));
+      }
+      const res = await t.roost.db.query<{ topic: string }>("SELECT topic FROM messages WHERE topic LIKE 'held/%' ORDER BY id LIMIT 1");
+      expect(res.rows[0].topic).toBe('held/first');
+      await Promise.all([held, ...others].map((client) => client.endAsync()));
+    } finally {
+      await t.roost.db.exec('DROP TRIGGER roost_test_hold ON messages; DROP FUNCTION roost_test_hold()');
+    }
+  });
+
   it('acknowledges a QoS 1 publish only after its row is committed', async () => {
     const client = await connectClient(t, 'mqtt', { clientId: 'durable-check' });
     for (let i = 0; i < 20; i++) {
