@@ -8,15 +8,34 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed to child processes (PostgreSQL, Redis, Roost nodes) are chosen below the kernel's
+ * ephemeral range (32768–60999 here), in a block of 1,000 of this test worker's own. A port asked of
+ * the kernel with listen(0) comes from the ephemeral range: between closing it and the child's
+ * listen, any outgoing connection of the run could take it as its local port (CI once failed with
+ * EADDRINUSE that way). Each candidate is still bound once to skip ports something else holds.
+ */
+const PORT_BASE = 20_000;
+const PORT_BLOCK = 1_000;
+const PORT_BLOCKS = 12; // 20000–31999, all under the ephemeral range
+const block = Number(process.env.VITEST_POOL_ID ?? 0) % PORT_BLOCKS;
+let nextOffset = (process.pid * 7) % PORT_BLOCK; // runs that overlap (bench beside tests) start apart
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < PORT_BLOCK; tries++) {
+    const port = PORT_BASE + block * PORT_BLOCK + nextOffset;
+    nextOffset = (nextOffset + 1) % PORT_BLOCK;
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_BASE + block * PORT_BLOCK}–${PORT_BASE + (block + 1) * PORT_BLOCK - 1}`);
 }
 
 function pgBinDir(): string {
