@@ -8,6 +8,7 @@
  *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
+import './mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';

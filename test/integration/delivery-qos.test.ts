@@ -1,0 +1,76 @@
+/**
+ * Delivery (broker/limits.ts writes the QoS 0 deliveries of one event-loop turn together, and holds
+ * every delivery to the QoS its subscription was granted). What a subscriber sees: every message,
+ * each publisher's in the order it published them, the bytes it sent; a message at the lower of
+ * its QoS and the subscription's, through a wildcard filter too, retained ones with RETAIN set.
+ * (Read rules under a granted wildcard: robust-acl-escape.test.ts.)
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+
+describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
+  let t: TestRoost;
+  beforeAll(async () => {
+    t = await startTestRoost(backend);
+  });
+  afterAll(async () => t?.stop());
+
+  it('delivers 8,000 messages from 4 publishers in bursts: all of them, each publisher in order, bytes unchanged', async () => {
+    const sub = await connectClient(t, 'mqtt');
+    await sub.subscribeAsync('burst/#', { qos: 0 });
+    const publishers = await Promise.all([0, 1, 2, 3].map(() => connectClient(t, 'mqtt')));
+    const got = collect(sub, 8000, 20_000);
+    // Each publisher writes its 2,000 messages without waiting: many arrive in one socket read.
+    for (let i = 0; i < 2000; i++) {
+      publishers.forEach((p, n) => p.publish(`burst/${n}`, JSON.stringify({ n, i, pad: 'x'.repeat(i % 50) }), { qos: 0 }));
+    }
+    const messages = await got;
+    expect(messages).toHaveLength(8000);
+    const next = [0, 0, 0, 0];
+    for (const m of messages) {
+      const body = JSON.parse(m.payload.toString());
+      expect(m.topic).toBe(`burst/${body.n}`);
+      expect(body.i).toBe(next[body.n]++);
+      expect(m.payload.toString()).toBe(JSON.stringify({ n: body.n, i: body.i, pad: 'x'.repeat(body.i % 50) }));
+      expect(m.qos).toBe(0);
+      expect(m.retain).toBe(false);
+    }
+    expect(next).toEqual([2000, 2000, 2000, 2000]);
+    await Promise.all([sub, ...publishers].map((c) => c.endAsync()));
+  });
+
+  it('downgrades a QoS 1 message to the QoS 0 subscription and sends a retained message with RETAIN on subscribing', async () => {
+    const pub = await connectClient(t, 'mqtt');
+    await pub.publishAsync('downgrade/retained', 'kept', { qos: 1, retain: true });
+    const sub = await connectClient(t, 'mqtt');
+    const first = collect(sub, 1);
+    await sub.subscribeAsync('downgrade/#', { qos: 0 });
+    expect(await first).toEqual([{ topic: 'downgrade/retained', payload: Buffer.from('kept'), qos: 0, retain: true }]);
+    const live = collect(sub, 1);
+    await pub.publishAsync('downgrade/live', 'qos one', { qos: 1 });
+    expect(await live).toEqual([{ topic: 'downgrade/live', payload: Buffer.from('qos one'), qos: 0, retain: false }]);
+    await Promise.all([pub.endAsync(), sub.endAsync()]);
+  });
+
+  it('holds a wildcard subscription to its granted QoS: QoS 2 arrives at 1 on a QoS 1 filter, a retained QoS 2 at 0 on a QoS 0 one', async () => {
+    const pub = await connectClient(t, 'mqtt');
+    await pub.publishAsync('grade/kept', 'retained two', { qos: 2, retain: true });
+    const one = await connectClient(t, 'mqtt');
+    const zero = await connectClient(t, 'mqtt');
+    const retained = collect(zero, 1);
+    await one.subscribeAsync('grade/+/live', { qos: 1 });
+    await zero.subscribeAsync('grade/#', { qos: 0 });
+    expect(await retained).toEqual([{ topic: 'grade/kept', payload: Buffer.from('retained two'), qos: 0, retain: true }]);
+    const atOne = collect(one, 1);
+    const atZero = collect(zero, 1);
+    await pub.publishAsync('grade/a/live', 'two', { qos: 2 });
+    expect(await atOne).toEqual([{ topic: 'grade/a/live', payload: Buffer.from('two'), qos: 1, retain: false }]);
+    expect(await atZero).toEqual([{ topic: 'grade/a/live', payload: Buffer.from('two'), qos: 0, retain: false }]);
+    // The exact filter was already honoured by Aedes; it still is.
+    await one.subscribeAsync('grade/exact', { qos: 1 });
+    const exact = collect(one, 1);
+    await pub.publishAsync('grade/exact', 'exact', { qos: 2 });
+    expect((await exact).map((m) => m.qos)).toEqual([1]);
+    await Promise.all([pub.endAsync(), one.endAsync(), zero.endAsync()]);
+  });
+});
