@@ -225,6 +225,16 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
       for (const { callback } of items) callback();
     };
     client.deliver0 = function deliverQoS0Batched(packet, callback) {
+      // MQTT-3.3.5-1: with overlapping filters the message goes out at the highest QoS among those
+      // that match. Aedes delivers it once, through whichever subscription it routes first, which
+      // may be a QoS 0 one.
+      if (packet.qos > 0) {
+        const granted = grantedQos(client.subscriptions, packet.topic, packet.qos);
+        if (granted !== undefined && granted > 0) {
+          packet.qos = granted as 1 | 2; // this delivery's own copy, as below
+          return client.deliverQoS(packet, callback);
+        }
+      }
       const forward = forwardable(client, packet);
       if (!forward) return setImmediate(callback);
       if (buffered() >= settings.maxClientBufferBytes) {

@@ -73,4 +73,21 @@ describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
     expect((await exact).map((m) => m.qos)).toEqual([1]);
     await Promise.all([pub.endAsync(), one.endAsync(), zero.endAsync()]);
   });
+
+  it('with overlapping filters delivers at the highest QoS that matches (MQTT-3.3.5-1), whichever filter Aedes routes first', async () => {
+    const pub = await connectClient(t, 'mqtt');
+    for (const order of [['over/#', 'over/x'], ['over/x', 'over/#']]) {
+      const sub = await connectClient(t, 'mqtt');
+      for (const filter of order) await sub.subscribeAsync(filter, { qos: filter === 'over/x' ? 2 : 0 });
+      const got = collect(sub, 2, 1000);
+      await pub.publishAsync('over/x', 'both match', { qos: 2 });
+      await pub.publishAsync('over/y', 'only # matches', { qos: 1 });
+      const messages = await got;
+      const qosOf = (topic: string) => messages.filter((m) => m.topic === topic).map((m) => m.qos);
+      expect(Math.max(...qosOf('over/x')), `subscribed ${order.join(' then ')}`).toBe(2);
+      expect(qosOf('over/y')).toEqual([0]);
+      await sub.endAsync();
+    }
+    await pub.endAsync();
+  });
 });
