@@ -14,6 +14,7 @@ import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
 import { installProtocolGuards } from './protocol.js';
 import { installLimits, type BrokerLimits, type LimitSettings } from './limits.js';
+import { cacheTopicMatches } from './match-cache.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
 export interface BrokerAuth {
@@ -113,6 +114,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     },
   };
   const broker = await Aedes.createBroker(options);
+  cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
   // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/protocol.ts).
   installProtocolGuards(broker, { log });
   if (opts.limits) {

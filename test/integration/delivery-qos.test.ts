@@ -90,4 +90,25 @@ describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
     }
     await pub.endAsync();
   });
+
+  it('routes to a subscription made, or away from one removed, after the topic was last routed (broker/match-cache.ts)', async () => {
+    const pub = await connectClient(t, 'mqtt');
+    const early = await connectClient(t, 'mqtt');
+    await early.subscribeAsync('cache/x', { qos: 0 });
+    const first = collect(early, 1);
+    await pub.publishAsync('cache/x', 'one', { qos: 1 }); // the topic's subscribers are now cached
+    expect((await first).map((m) => m.payload.toString())).toEqual(['one']);
+
+    const late = await connectClient(t, 'mqtt');
+    await late.subscribeAsync('cache/+', { qos: 0 });
+    const both = [collect(early, 1), collect(late, 1)];
+    await pub.publishAsync('cache/x', 'two', { qos: 1 });
+    expect((await Promise.all(both)).map((got) => got.map((m) => m.payload.toString()))).toEqual([['two'], ['two']]);
+
+    await early.unsubscribeAsync('cache/x');
+    const after = [collect(early, 1, 500), collect(late, 1)];
+    await pub.publishAsync('cache/x', 'three', { qos: 1 });
+    expect((await Promise.all(after)).map((got) => got.map((m) => m.payload.toString()))).toEqual([[], ['three']]);
+    await Promise.all([pub.endAsync(), early.endAsync(), late.endAsync()]);
+  });
 });
