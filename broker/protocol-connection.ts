@@ -24,9 +24,17 @@ interface ParsedPacket {
   unsubscriptions?: unknown[];
 }
 
+/** The bl 6 BufferList internals read here: its buffers, the first starting at offset 0. */
+interface BufferList {
+  _bufs: Buffer[];
+  slice(start: number, end: number): Buffer;
+  readUInt8(offset?: number): number;
+  readUInt16BE(offset?: number): number;
+}
+
 /** The mqtt-packet 9 Parser internals read here. */
 interface Parser extends EventEmitter {
-  _list: { slice(start: number, end: number): Buffer };
+  _list: BufferList;
   _pos: number;
   error: Error | null;
   packet: ParsedPacket;
@@ -85,6 +93,25 @@ function checkStrings(parser: Parser): void {
 }
 
 /**
+ * bl reads a number by slicing a new Buffer for it and reading that (five per PUBLISH parsed: the
+ * header, each length byte, the topic length); read the bytes in place when they lie in the list's
+ * first buffer, as they nearly always do. Other reads go to bl as before.
+ */
+function readNumbersInPlace(list: BufferList): void {
+  const { readUInt8, readUInt16BE } = list;
+  list.readUInt8 = function readUInt8InPlace(this: BufferList, offset = 0) {
+    const first = this._bufs[0];
+    if (first !== undefined && offset >= 0 && offset < first.length) return first[offset];
+    return readUInt8.call(this, offset);
+  };
+  list.readUInt16BE = function readUInt16BEInPlace(this: BufferList, offset = 0) {
+    const first = this._bufs[0];
+    if (first !== undefined && offset >= 0 && offset + 1 < first.length) return (first[offset] << 8) | first[offset + 1];
+    return readUInt16BE.call(this, offset);
+  };
+}
+
+/**
  * MQTT-3.1.2-2: mqtt-packet fails a CONNECT whose level is not 3, 4 or 5 and Aedes closes without a
  * word; the client is owed CONNACK 0x01 first. Runs before Aedes's own error listener closes.
  */
@@ -101,6 +128,7 @@ function answerUnsupportedLevel(client: AedesClientInternals): void {
 export function guardConnection(client: AedesClientInternals, ids: PacketIds): void {
   const parser = client._parser;
   checkStrings(parser);
+  readNumbersInPlace(parser._list);
   answerUnsupportedLevel(client);
 
   const aedesListeners = parser.listeners('packet') as Enqueue[];

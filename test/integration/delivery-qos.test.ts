@@ -5,8 +5,11 @@
  * its QoS and the subscription's, through a wildcard filter too, retained ones with RETAIN set.
  * (Read rules under a granted wildcard: robust-acl-escape.test.ts.)
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+import { connectBytes, publishBytes } from '../protocol/bytes.js';
+import { ADMIN_LOGIN } from '../protocol/suite.js';
 
 describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
   let t: TestRoost;
@@ -110,5 +113,31 @@ describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
     await pub.publishAsync('cache/x', 'three', { qos: 1 });
     expect((await Promise.all(after)).map((got) => got.map((m) => m.payload.toString()))).toEqual([[], ['three']]);
     await Promise.all([pub.endAsync(), early.endAsync(), late.endAsync()]);
+  });
+
+  it('parses publishes whose bytes arrive split at every point: header, length, topic length, topic, payload', async () => {
+    const sub = await connectClient(t, 'mqtt');
+    await sub.subscribeAsync('split/#', { qos: 0 });
+    // Topics and payloads long enough for two-byte remaining lengths and topic lengths above 255.
+    const sent = [5, 130, 300].map((n, i) => ({ topic: `split/${'t'.repeat(n)}`, payload: Buffer.alloc(200 * (i + 1), i + 1) }));
+    const stream = Buffer.concat(sent.map((m) => publishBytes(m.topic, m.payload)));
+    const socket = net.connect(t.roost.ports.mqtt!, '127.0.0.1');
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(connectBytes({ ...ADMIN_LOGIN, clientId: `split-${backend}` }));
+    await new Promise<void>((resolve) => socket.once('data', () => resolve())); // CONNACK
+    const got = collect(sub, sent.length, 10_000);
+    // One byte at a time through the first packet's header and lengths, then pieces of 1 to 7 bytes:
+    // each write waits, so the broker reads them as separate chunks.
+    let at = 0;
+    for (let piece = 1; at < stream.length; piece = (piece % 7) + 1) {
+      const size = at < 6 ? 1 : piece;
+      socket.write(stream.subarray(at, at + size));
+      at += size;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect((await got).map((m) => [m.topic, m.payload.equals(sent.find((s) => s.topic === m.topic)!.payload)])).toEqual(sent.map((m) => [m.topic, true]));
+    socket.destroy();
+    await sub.endAsync();
   });
 });
