@@ -133,10 +133,16 @@ interface ClientInternals {
   _parser: { packet: { length: number; cmd?: string }; _parseLength(): boolean; _emitError(err: Error): void };
 }
 
+/** A persistent session's subscription a message is queued for (aedes-persistence's subscriptionsByTopic). */
+interface QueuedSub {
+  clientId: string;
+  qos?: number;
+}
+
 /** The persistence methods the session queue limit wraps (aedes-persistence's async interface). */
 interface QueuePersistence {
   outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void>;
-  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void>;
+  outgoingEnqueueCombi(subs: QueuedSub[], packet: object): Promise<void>;
   outgoingClearMessageId(client: { id: string }, packet: object): Promise<unknown>;
   outgoingStream(client: { id: string }): AsyncIterable<unknown>;
 }
@@ -379,7 +385,7 @@ function limitSessionQueues(broker: Aedes, max: number, reporter: LimitReporter)
 
   const enqueueCombi = persistence.outgoingEnqueueCombi;
   persistence.outgoingEnqueueCombi = async function enqueueWithLimit(this: QueuePersistence, subs, packet) {
-    const kept: Array<{ clientId: string }> = [];
+    const kept: QueuedSub[] = [];
     for (const sub of subs ?? []) {
       let n = counts.get(sub.clientId) ?? (await countQueue(sub.clientId));
       // In a cluster the acknowledgements that shrink a queue may be counted on another node:
@@ -399,7 +405,16 @@ function limitSessionQueues(broker: Aedes, max: number, reporter: LimitReporter)
       counts.set(sub.clientId, n + 1);
       kept.push(sub);
     }
-    if (kept.length > 0) await enqueueCombi.call(this, kept, packet);
+    // MQTT-3.3.5-1 for queued messages: a session subscribed at QoS 1 keeps a QoS 2 message as QoS 1
+    // (Aedes queues the message as published and sends it back on reconnection at that QoS).
+    const qos = (packet as { qos?: number }).qos ?? 0;
+    const asPublished = kept.filter((sub) => (sub.qos ?? qos) >= qos);
+    const lowered = kept.filter((sub) => (sub.qos ?? qos) < qos);
+    if (asPublished.length > 0) await enqueueCombi.call(this, asPublished, packet);
+    for (const granted of [1, 0]) {
+      const group = lowered.filter((sub) => sub.qos === granted);
+      if (group.length > 0) await enqueueCombi.call(this, group, { ...packet, qos: granted });
+    }
   };
   // One code path for both, so a message is counted once whichever Aedes calls.
   persistence.outgoingEnqueue = function enqueueOneWithLimit(this: QueuePersistence, sub, packet) {

@@ -140,4 +140,25 @@ describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
     socket.destroy();
     await sub.endAsync();
   });
+
+  it('queues a QoS 2 message for an offline QoS 1 wildcard session as QoS 1, and a QoS 2 session keeps QoS 2', async () => {
+    const ids = [`queued-one-${backend}`, `queued-two-${backend}`];
+    for (const [i, clientId] of ids.entries()) {
+      const session = await connectClient(t, 'mqtt', { clientId, clean: false });
+      await session.subscribeAsync('queued/#', { qos: i === 0 ? 1 : 2 });
+      await session.endAsync();
+    }
+    const pub = await connectClient(t, 'mqtt');
+    await pub.publishAsync('queued/x', 'while away', { qos: 2 });
+    await pub.endAsync();
+    const received: number[][] = [];
+    for (const clientId of ids) {
+      const session = await connectClient(t, 'mqtt', { clientId, clean: false });
+      const got = await collect(session, 1, 3000);
+      expect(got.map((m) => [m.topic, m.payload.toString()])).toEqual([['queued/x', 'while away']]);
+      received.push(got.map((m) => m.qos));
+      await session.endAsync();
+    }
+    expect(received).toEqual([[1], [2]]);
+  });
 });
