@@ -34,7 +34,7 @@ describe('mqtt-packet debug output', () => {
   });
 
   it('prints what mqtt-packet parses when DEBUG=mqtt-packet:* is set at start', async () => {
-    const roost = await startRoostProcess({ DEBUG: 'mqtt-packet:*' }, 'pglite');
+    const roost = await startRoostProcess({ DEBUG: 'mqtt-packet:*' }, 'postgres');
     try {
       const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${roost.mqttPort}`, { ...PROCESS_ADMIN, protocolVersion: 4, reconnectPeriod: 0 });
       await client.publishAsync('debug/seen', 'hello', { qos: 1 });
