@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import type * as MqttPacket from 'mqtt-packet';
 
-type DebugFactory = ((namespace: string) => DebugLogger) & Record<string, unknown>;
+type DebugFactory = (namespace: string) => DebugLogger;
 interface DebugLogger {
   (...args: unknown[]): void;
   enabled: boolean;
@@ -21,14 +21,13 @@ interface DebugLogger {
 
 const require = createRequire(import.meta.url);
 
-/** The real factory for enabled namespaces, an empty function for the others. */
+/** The real factory for enabled namespaces, an empty function for the others (mqtt-packet only calls it). */
 function quietFactory(real: DebugFactory): DebugFactory {
-  const factory = ((namespace: string) => {
+  return (namespace) => {
     const logger = real(namespace);
     if (logger.enabled) return logger;
     return Object.assign(function quiet() {}, { enabled: false, namespace });
-  }) as DebugFactory;
-  return Object.assign(factory, real);
+  };
 }
 
 /** Loads mqtt-packet with the quiet factory, unless something loaded it already. */
