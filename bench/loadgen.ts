@@ -88,6 +88,8 @@ export interface LoadResult {
   ackedTotal?: number;
   /** QoS 1: PUBACK latency in ms (qos1-rate: from the time the message was due). */
   latencyMs?: LatencySummary;
+  /** QoS 1: the same over the warm-up, from the first publish (the broker's cold start). */
+  warmupLatencyMs?: LatencySummary;
   targetRate?: number;
   passes?: ConnectPass[];
   /** CPU the generator used in the window, as a share of one core (1 = a full core). */
@@ -331,6 +333,7 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
   const pubs = await openPublishers(o);
   const ids = Math.max(64, o.inflight * 4); // packet ids cycle; each is free long before it comes round
   const latencies: number[] = [];
+  const warmupLatencies: number[] = [];
   const win = new Window();
   let sent = 0;
   let acked = 0;
@@ -374,7 +377,7 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
       if (win.open) {
         windowAcked++;
         latencies.push(now() - since);
-      }
+      } else if (win.startedAt === 0) warmupLatencies.push(now() - since);
       if (traceLatencies) traceLatencies.push(now() - since);
     };
     // Send the replacements of a whole read's PUBACKs in one write.
@@ -445,6 +448,7 @@ async function runQos1(o: Options, rate: number | undefined): Promise<LoadResult
     ackedPerSec: windowRate,
     ackedTotal: acked,
     latencyMs: summarise(latencies),
+    warmupLatencyMs: summarise(warmupLatencies),
     targetRate: rate,
     generatorCpu: win.cpuShare,
     notes,

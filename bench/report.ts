@@ -64,6 +64,13 @@ const FIGURES: Figure[] = [
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: acked msg/s', value: (c) => c.result?.ackedPerSec, format: int },
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: PUBACK p50 ms', better: 'lower', value: (c) => c.result?.latencyMs?.p50, format: ms },
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: PUBACK p99 ms', better: 'lower', value: (c) => c.result?.latencyMs?.p99, format: ms },
+  {
+    scenario: 'qos1-rate',
+    label: 'QoS 1 at a fixed rate: PUBACK p99 ms in the warm-up (cold start)',
+    better: 'lower',
+    value: (c) => c.result?.warmupLatencyMs?.p99,
+    format: ms,
+  },
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: broker CPU (cores)', value: (c) => c.brokerCpu, format: cores },
   { scenario: 'connect', label: 'Connect, cold: connections/s', better: 'higher', value: (c) => c.result?.passes?.[0]?.perSec, format: int },
   { scenario: 'connect', label: 'Connect, cold: CONNACK p99 ms', better: 'lower', value: (c) => c.result?.passes?.[0]?.latencyMs.p99, format: ms },

@@ -65,14 +65,16 @@ export interface PostgresServer {
  * A throwaway PostgreSQL cluster. Tests run it with fsync off (they kill processes, not machines);
  * the benchmarks turn fsync on, as a production server runs, so a commit costs what it will there.
  */
-export async function startPostgres(opts: { fsync?: boolean } = {}): Promise<PostgresServer> {
+export async function startPostgres(opts: { fsync?: boolean; settings?: Record<string, string> } = {}): Promise<PostgresServer> {
   const bin = pgBinDir();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'roost-pg-'));
   if (isRoot) execFileSync('chown', ['postgres:postgres', dir]);
   const dataDir = path.join(dir, 'data');
   runAsPostgres(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  const serverOpts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${opts.fsync ? 'on' : 'off'} -c synchronous_commit=on -c max_connections=300`;
+  const serverOpts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${opts.fsync ? 'on' : 'off'} -c synchronous_commit=on -c max_connections=300${Object.entries(opts.settings ?? {})
+    .map(([k, v]) => ` -c ${k}=${v}`)
+    .join('')}`;
   const pgCtl = path.join(bin, 'pg_ctl');
   const start = () => runAsPostgres(pgCtl, ['-D', dataDir, '-o', serverOpts, '-l', path.join(dir, 'log'), '-w', 'start']);
   const stop = () => runAsPostgres(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
