@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { refusingConnack } from './protocol-connect.js';
 import { ProtocolViolation } from './protocol-errors.js';
 import type { PacketIds } from './protocol-packet-ids.js';
+import type { PublishFastLane } from './publish-fast-lane.js';
 
 /** A packet as mqtt-packet emits it (fields of the types this layer looks at). */
 interface ParsedPacket {
@@ -125,7 +126,7 @@ function answerUnsupportedLevel(client: AedesClientInternals): void {
   });
 }
 
-export function guardConnection(client: AedesClientInternals, ids: PacketIds): void {
+export function guardConnection(client: AedesClientInternals, ids: PacketIds, fastLane?: PublishFastLane): void {
   const parser = client._parser;
   checkStrings(parser);
   readNumbersInPlace(parser._list);
@@ -155,7 +156,7 @@ export function guardConnection(client: AedesClientInternals, ids: PacketIds): v
       return;
     }
     if (packet.cmd !== 'publish' || !packet.retain || !client.connackSent) {
-      enqueue.call(parser, packet);
+      if (!fastLane?.(client, packet)) enqueue.call(parser, packet);
       return;
     }
     // Aedes hands the handler client._nextBatch as its "done"; lend it one that counts this PUBLISH.

@@ -19,10 +19,13 @@ import { keepDollarTopicsFromWildcards, keepDollarTopicsOutOfWildcardQueues } fr
 import { guardConnection, type AedesClientInternals } from './protocol-connection.js';
 import type { ProtocolViolation } from './protocol-errors.js';
 import { PacketIds, replaceAedesPacketIds } from './protocol-packet-ids.js';
+import type { PublishFastLane } from './publish-fast-lane.js';
 import { SessionMarkers, setSessionPresentOnConnack, type IncomingStore } from './protocol-session.js';
 
 export interface ProtocolGuardOptions {
   log: Logger;
+  /** Takes the QoS 0 PUBLISHes it can (broker/publish-fast-lane.ts); the rest go to Aedes. */
+  publishFastLane?: PublishFastLane;
 }
 
 /** The Aedes persistence methods this layer uses (the Aedes types leave `persistence` untyped). */
@@ -71,7 +74,7 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
     const ids = new PacketIds();
     packetIds.set(client, ids);
     replaceAedesPacketIds(client, ids);
-    guardConnection(client as unknown as AedesClientInternals, ids);
+    guardConnection(client as unknown as AedesClientInternals, ids, opts.publishFastLane);
     keepDollarTopicsFromWildcards(client as unknown as Parameters<typeof keepDollarTopicsFromWildcards>[0]);
     return client;
   };
