@@ -234,7 +234,7 @@ async function main(): Promise<void> {
     log,
   };
   let walFiles: number | undefined;
-  if (targets.some((t) => t.startsWith('roost-pg'))) {
+  if (targets.some((t) => t.startsWith('roost-pg') || t === 'roost-unstored')) {
     ctx.postgres = await startBenchPostgres(ctx.pgCpus);
     walFiles = await walFilesAhead(ctx.postgres.url);
   }

@@ -9,6 +9,9 @@
  *                 broker, not inside it)
  *   roost-pg-shared  the same, PostgreSQL squeezed onto the broker's one core
  *   roost-pglite  Roost on the embedded PGlite in a throwaway data folder (one process, one core)
+ *   roost-unstored  Roost on PostgreSQL (own core) told not to store the bench's topics
+ *                 (ROOST_STORE_EXCLUDE=bench/#): the broker alone, auth, ACL and delivery, so the
+ *                 table shows how much of "Roost + PostgreSQL" is the database's ingest
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +26,7 @@ import { NODE_FLAGS } from '../lib/node-flags.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
 import { createApiToken } from '../api/tokens.js';
 
-export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pg-shared', 'roost-pglite'] as const;
+export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pg-shared', 'roost-pglite', 'roost-unstored'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
@@ -33,6 +36,7 @@ export const TARGET_LABELS: Record<TargetName, string> = {
   'roost-pg': 'Roost + PostgreSQL',
   'roost-pg-shared': 'Roost + PostgreSQL on the broker’s core',
   'roost-pglite': 'Roost + PGlite',
+  'roost-unstored': 'Roost, bench topics not stored',
 };
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -382,6 +386,9 @@ export async function startTarget(name: TargetName, ctx: RunContext, label: stri
       return startRoost('pg', ctx, label);
     case 'roost-pglite':
       return startRoost('pglite', ctx, label);
+    case 'roost-unstored':
+      pinPostgres(ctx, ctx.pgCpus);
+      return startRoost('pg', { ...ctx, roostEnv: { ...ctx.roostEnv, ROOST_STORE_EXCLUDE: 'bench/#' } }, label);
   }
 }
 
