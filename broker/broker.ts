@@ -6,6 +6,7 @@
  *     2. checkAcl      (auth/: may this device write this topic?)
  *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
  *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
+ * A non-retained QoS 0 PUBLISH takes the same steps through publish-fast-lane.ts, past Aedes's queues.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
 import './mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
