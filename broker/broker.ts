@@ -16,6 +16,7 @@ import type { Metrics } from './metrics.js';
 import { installProtocolGuards } from './protocol.js';
 import { installLimits, type BrokerLimits, type LimitSettings } from './limits.js';
 import { cacheTopicMatches } from './match-cache.js';
+import { flattenReleases } from './mq-flat-release.js';
 import { publishFastLane } from './publish-fast-lane.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
@@ -117,6 +118,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   };
   const broker = await Aedes.createBroker(options);
   cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
+  flattenReleases((broker as unknown as { mq: unknown }).mq);
   // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/protocol.ts).
   installProtocolGuards(broker, { log, publishFastLane: publishFastLane(broker) });
   if (opts.limits) {

@@ -67,13 +67,21 @@ export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
   // As in mqemitter: at most `concurrency` messages between routing and their last handler's
   // callback, the rest in a FIFO queue. Without it a whole read of every publisher went out as one
   // write of ~3,800 messages, and the QoS 0 bench lost 10-25 %.
+  // Drained in a loop, not by recursion: a message nobody subscribes to is done at once, and a long
+  // queue of those must not grow the stack.
   const limit = mq.concurrency > 0 ? mq.concurrency : Infinity;
   let routing = 0;
+  let draining = false;
   const queue: Array<() => void> = [];
+  const drain = () => {
+    if (draining) return;
+    draining = true;
+    while (routing < limit && queue.length > 0) queue.shift()!();
+    draining = false;
+  };
   const released = () => {
     routing--;
-    const next = queue.shift();
-    if (next) next();
+    drain();
   };
 
   return function takePublish(clientObject, parsed) {
@@ -102,8 +110,8 @@ export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
     };
     broker.authorizePublish(client as unknown as Client, packet, (err) => {
       if (err) return done(err);
-      if (routing < limit) route();
-      else queue.push(route);
+      queue.push(route);
+      drain();
     });
     if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();
     return true;

@@ -3,6 +3,8 @@
  * publish pipeline. What a client sees must not change: the keep-alive it refreshes, a topic Aedes
  * would refuse, the ACL, the metrics, order and delivery. (Bursts, order and QoS rules:
  * delivery-qos.test.ts; a cluster's bus, which the lane leaves to Aedes: cluster-delivery.test.ts.)
+ * The queue behind slow deliveries is worked off in a loop, in the lane and in mqemitter
+ * (broker/mq-flat-release.ts): thousands of queued messages for nobody used to overflow the stack.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, collect, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
@@ -77,6 +79,41 @@ describe('QoS 0 fast lane', () => {
     expect(rows).toHaveLength(300);
     expect((await api(t, 'GET', '/api/messages?filter=lane/other')).body.items).toEqual([]);
     await Promise.all([sub, limited, ...pubs].map((c) => c.endAsync()));
+  });
+});
+
+describe('QoS 0 fast lane, queued behind slow deliveries', () => {
+  let t: TestRoost;
+  beforeAll(async () => {
+    t = await startTestRoost('postgres', { env: { ROOST_STORE_EXCLUDE: 'deep/#' } });
+  });
+  afterAll(async () => t?.stop());
+
+  // One write per publisher: 200 delivered messages fill the 100 routing slots, the 5,000 for nobody
+  // queue behind them and are all done at once when the slots free up. QoS 0 goes through the fast
+  // lane, QoS 1 through Aedes and mqemitter: both recursed once per queued message and crashed.
+  it.each([0, 1])('routes 20,000 queued QoS %i messages nobody subscribes to without growing the stack, and delivers the rest in order', async (qos) => {
+    const sub = await connectClient(t, 'mqtt');
+    await sub.subscribeAsync('deep/sub/#', { qos: 0 });
+    const got = collect(sub, 4 * 201, 15_000);
+    const pubs = await Promise.all([0, 1, 2, 3].map((n) => connectOk(t, 'mqtt', { clientId: uniqueId(`deep-${n}`) })));
+    pubs.forEach((p, n) => {
+      const packets = [];
+      for (let i = 0; i < 200; i++) packets.push(publishBytes(`deep/sub/${n}`, String(i), { qos, messageId: qos ? i + 1 : undefined }));
+      for (let i = 0; i < 5000; i++) packets.push(publishBytes('deep/nobody', 'x', { qos, messageId: qos ? i + 300 : undefined }));
+      packets.push(publishBytes(`deep/sub/${n}`, 'last', { qos, messageId: qos ? 201 : undefined }));
+      p.send(Buffer.concat(packets));
+    });
+    const messages = await got;
+    for (let n = 0; n < 4; n++) {
+      expect(messages.filter((m) => m.topic === `deep/sub/${n}`).map((m) => m.payload.toString())).toEqual([
+        ...Array.from({ length: 200 }, (_, i) => String(i)),
+        'last',
+      ]);
+    }
+    expect(pubs.map((p) => p.closed)).toEqual([false, false, false, false]);
+    pubs.forEach((p) => p.end());
+    await sub.endAsync();
   });
 });
 
