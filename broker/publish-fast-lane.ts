@@ -76,8 +76,11 @@ export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
   const drain = () => {
     if (draining) return;
     draining = true;
-    while (routing < limit && queue.length > 0) queue.shift()!();
-    draining = false;
+    try {
+      while (routing < limit && queue.length > 0) queue.shift()!();
+    } finally {
+      draining = false; // a handler that throws must not leave the lane stuck
+    }
   };
   const released = () => {
     routing--;
