@@ -3,19 +3,20 @@
  *
  * Aedes runs a QoS 0 PUBLISH through handle → handlePublish → runSeries([authorizePublish,
  * enqueuePublish]) → broker.publish → a Packet copy → runSeries([storeRetained, emitPacket,
- * callPublished]) → mqemitter's queue and fastparallel → each subscription's handler. That is two
- * step lists, their closures and a queue per message, 20 % of the broker's CPU in the QoS 0 bench.
+ * callPublished]) → mqemitter → each subscription's handler. The two step lists and their closures
+ * were most of Aedes's 20 % of the broker's CPU in the QoS 0 bench.
  * Here a non-retained QoS 0 PUBLISH takes the same steps in a straight line:
  *   1. the topic checks of handlePublish (a topic that fails one goes to Aedes, which says why);
  *   2. broker.authorizePublish (Roost's limits, ACL and store, broker.ts), an error closing the
  *      connection as in Aedes;
- *   3. the Packet copy routed to every matching subscription's handler (Aedes's own handlers, so
- *      delivery, no-local, $-topic and QoS rules are unchanged);
+ *   3. the Packet copy emitted on mqemitter, which routes it to every matching subscription's
+ *      handler (Aedes's own, so delivery, no-local, $-topic and QoS rules are unchanged);
  *   4. once every handler has called back, broker.published and the 'publish' event, then the
  *      client's "packet done" (Aedes reads its next chunk when all of a chunk's packets are done).
  *
- * Only for a broker on its own in-memory mqemitter: a cluster's bus (mqemitter-redis) takes every
- * message through its emit. Retained messages, QoS 1/2 and anything before CONNACK go to Aedes.
+ * Only for a broker on its own in-memory mqemitter (what it was measured on); a cluster's bus
+ * (mqemitter-redis) keeps Aedes's path. Retained messages, QoS 1/2 and anything before CONNACK go
+ * to Aedes.
  */
 import { createRequire } from 'node:module';
 import type { Aedes, Client, PublishPacket } from 'aedes';
@@ -25,9 +26,6 @@ const require = createRequire(import.meta.url);
 const MQEmitter = createRequire(require.resolve('aedes'))('mqemitter') as { prototype: { emit: unknown } };
 /** aedes-packet: the copy Aedes routes (broker id and counter for dedupe; clientId set below). */
 const Packet = require('aedes-packet') as new (original: PublishPacket, broker: Aedes) => PublishPacket & { clientId?: string };
-
-type Routed = () => void;
-type Handler = (this: unknown, packet: PublishPacket, callback: Routed) => void;
 
 /** The Aedes 1.2 Client (lib/client.js) fields the lane reads; the typed Client hides them. */
 interface LaneClient {
@@ -52,40 +50,15 @@ export type PublishFastLane = (client: object, packet: LanePacket) => boolean;
 
 interface LocalEmitter {
   closed: boolean;
-  /** Messages routed at once (Aedes's `concurrency` option, 100 by default); more wait their turn. */
-  concurrency: number;
-  emit: unknown;
-  _matcher: { match(topic: string): Handler[] };
+  emit(message: PublishPacket, callback: (err?: Error) => void): void;
 }
 
 /** The lane for this broker, or undefined when its mqemitter is not the in-memory one. */
 export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
   const mq = (broker as unknown as { mq: LocalEmitter }).mq;
-  if (mq.emit !== MQEmitter.prototype.emit || typeof mq._matcher?.match !== 'function') return undefined;
+  if (mq.emit !== MQEmitter.prototype.emit) return undefined;
   const maxTopicLevels = (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
 
-  // As in mqemitter: at most `concurrency` messages between routing and their last handler's
-  // callback, the rest in a FIFO queue. Without it a whole read of every publisher went out as one
-  // write of ~3,800 messages, and the QoS 0 bench lost 10-25 %.
-  // Drained in a loop, not by recursion: a message nobody subscribes to is done at once, and a long
-  // queue of those must not grow the stack.
-  const limit = mq.concurrency > 0 ? mq.concurrency : Infinity;
-  let routing = 0;
-  let draining = false;
-  const queue: Array<() => void> = [];
-  const drain = () => {
-    if (draining) return;
-    draining = true;
-    try {
-      while (routing < limit && queue.length > 0) queue.shift()!();
-    } finally {
-      draining = false; // a handler that throws must not leave the lane stuck
-    }
-  };
-  const released = () => {
-    routing--;
-    drain();
-  };
 
   return function takePublish(clientObject, parsed) {
     const client = clientObject as LaneClient;
@@ -96,25 +69,17 @@ export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
     // What Aedes's enqueue and handle do around a handler: count the packet, refresh the keep-alive.
     client._parsingBatch++;
     const done = client._nextBatch;
-    const route = () => {
-      routing++;
-      const routed = new Packet(packet, broker);
-      routed.clientId = client.id;
-      const handlers = mq._matcher.match(routed.topic);
-      let pending = handlers.length + 1;
-      const handled: Routed = () => {
-        if (--pending > 0) return;
-        released();
-        broker.published(packet as never, client as unknown as Client, done);
-        broker.emit('publish', packet as never, client as unknown as Client);
-      };
-      for (let i = 0; i < handlers.length; i++) handlers[i].call(mq, routed, handled);
-      handled();
-    };
     broker.authorizePublish(client as unknown as Client, packet, (err) => {
       if (err) return done(err);
-      queue.push(route);
-      drain();
+      const routed = new Packet(packet, broker);
+      routed.clientId = client.id;
+      // mqemitter's own emit routes it: at most `concurrency` messages at once, the rest queued in
+      // order with Aedes's own (a queue worked off in a loop: mq-flat-release.ts).
+      mq.emit(routed, (routeErr?: Error) => {
+        if (routeErr) return done(routeErr);
+        broker.published(packet as never, client as unknown as Client, done);
+        broker.emit('publish', packet as never, client as unknown as Client);
+      });
     });
     if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh();
     return true;

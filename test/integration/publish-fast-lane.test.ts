@@ -3,8 +3,8 @@
  * publish pipeline. What a client sees must not change: the keep-alive it refreshes, a topic Aedes
  * would refuse, the ACL, the metrics, order and delivery. (Bursts, order and QoS rules:
  * delivery-qos.test.ts; a cluster's bus, which the lane leaves to Aedes: cluster-delivery.test.ts.)
- * The queue behind slow deliveries is worked off in a loop, in the lane and in mqemitter
- * (broker/mq-flat-release.ts): thousands of queued messages for nobody used to overflow the stack.
+ * The queue behind slow deliveries (mqemitter's, which the lane shares with Aedes) is worked off in
+ * a loop (broker/mq-flat-release.ts): thousands of queued messages for nobody overflowed the stack.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, collect, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
@@ -89,9 +89,9 @@ describe('QoS 0 fast lane, queued behind slow deliveries', () => {
   });
   afterAll(async () => t?.stop());
 
-  // One write per publisher: 200 delivered messages fill the 100 routing slots, the 5,000 for nobody
-  // queue behind them and are all done at once when the slots free up. QoS 0 goes through the fast
-  // lane, QoS 1 through Aedes and mqemitter: both recursed once per queued message and crashed.
+  // One write per publisher: 200 delivered messages fill mqemitter's 100 routing slots, the 5,000 for
+  // nobody queue behind them and are all done at once when the slots free up. QoS 0 comes through the
+  // fast lane, QoS 1 through Aedes: both crashed, one stack level per queued message.
   it.each([0, 1])('routes 20,000 queued QoS %i messages nobody subscribes to without growing the stack, and delivers the rest in order', async (qos) => {
     const sub = await connectClient(t, 'mqtt');
     await sub.subscribeAsync('deep/sub/#', { qos: 0 });
