@@ -5,7 +5,8 @@
  *     1. checkLimits   (limits.ts: topic length closes the connection; an oversized payload is dropped)
  *     2. checkAcl      (auth/: may this device write this topic?)
  *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
- *   → Aedes acknowledges (PUBACK / PUBREC) and delivers → authorizeForward filters per subscriber.
+ *   → published (retained, queued, routed: qos1-ack-after-publish.ts for QoS 1) → Aedes acknowledges
+ *     (PUBACK / PUBREC) → authorizeForward filters per subscriber.
  * A non-retained QoS 0 PUBLISH takes the same steps through publish-fast-lane.ts, past Aedes's queues.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
@@ -18,6 +19,7 @@ import { installLimits, type BrokerLimits, type LimitSettings } from './limits.j
 import { cacheTopicMatches } from './match-cache.js';
 import { flattenReleases } from './mq-flat-release.js';
 import { publishFastLane } from './publish-fast-lane.js';
+import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
 export interface BrokerAuth {
@@ -119,6 +121,8 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   const broker = await Aedes.createBroker(options);
   cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
   flattenReleases((broker as unknown as { mq: unknown }).mq);
+  // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).
+  acknowledgeQos1AfterPublish(broker);
   // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/protocol.ts).
   installProtocolGuards(broker, { log, publishFastLane: publishFastLane(broker) });
   if (opts.limits) {

@@ -12,7 +12,7 @@
  *                               (cluster-registry.ts) it obeys
  */
 import os from 'node:os';
-import type { Aedes, Client, PublishPacket } from 'aedes';
+import type { Aedes, Client } from 'aedes';
 import { Redis } from 'ioredis';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
@@ -64,8 +64,6 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
 
   // Per-node Prometheus series: every metric of this process carries node="<id>".
   opts.metrics.registry.setDefaultLabels({ node: id });
-
-  acknowledgeQos1AfterPublish(broker);
 
   // Rates for the cluster view: publishes from this node's clients in, messages written to them out.
   let received = 0;
@@ -188,37 +186,4 @@ function duplicateDeliveries(): (client: Client, packet: { brokerId?: string; br
     if (seen.length > RECENT_DELIVERIES) seen.shift();
     return false;
   };
-}
-
-/**
- * Aedes writes a QoS 1 PUBACK first and then publishes (retained, persistent sessions' queues, the
- * bus). A node killed in between leaves an acknowledged message stored in PostgreSQL (broker.ts stores
- * before that) but in nobody's queue. So here a QoS 1 publish from a client is published inside
- * authorizePublish, and Aedes's own publish of that packet afterwards is skipped: the PUBACK then means
- * stored, queued for every persistent session and on the bus. (QoS 2 already publishes before PUBREC.)
- */
-function acknowledgeQos1AfterPublish(broker: Aedes): void {
-  type Done = (err?: Error | null) => void;
-  const published = new WeakSet<object>();
-  // At runtime Aedes takes (packet, client, done); its typings only name (packet, done).
-  const publish = broker.publish.bind(broker) as unknown as (packet: PublishPacket, client: Client | null, done: Done) => void;
-  const authorizePublish = broker.authorizePublish.bind(broker);
-  broker.authorizePublish = (client, packet, done) => {
-    authorizePublish(client, packet, (err) => {
-      if (err || !client || packet.qos !== 1) return done(err ?? null);
-      publish(packet, client, (e) => {
-        if (e) return done(e);
-        published.add(packet);
-        done(null);
-      });
-    });
-  };
-  broker.publish = ((packet: PublishPacket, client: Client | Done | null, done?: Done) => {
-    if (typeof client === 'function') return publish(packet, null, client);
-    if (published.has(packet)) {
-      published.delete(packet);
-      return done?.();
-    }
-    publish(packet, client, done ?? (() => {}));
-  }) as unknown as Aedes['publish'];
 }

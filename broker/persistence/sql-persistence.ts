@@ -9,7 +9,8 @@
  * session: queueing a packet, giving it a messageId and removing it on PUBACK/PUBCOMP are
  * committed within `lazyCommitMs` without the delivery waiting, and a packet acknowledged within
  * that window is never written at all. A crash can therefore lose the packets queued in the last
- * few milliseconds (Aedes has already acknowledged their publisher by then either way), or replay
+ * few milliseconds (their publisher may already hold its PUBACK; the message itself is committed in
+ * `messages` before that, broker/qos1-ack-after-publish.ts), or replay
  * some already acknowledged (a QoS 1 duplicate, which MQTT allows). `waitForQueueCommit` closes
  * that window at the cost of one commit of latency per delivery. The QoS 2 PUBREL state, retained
  * messages, subscriptions, incoming QoS 2 packets and wills are always committed before the call

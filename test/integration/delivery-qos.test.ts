@@ -55,6 +55,21 @@ describe.each(['postgres', 'pglite'] as const)('delivery (%s)', (backend) => {
     await Promise.all([pub.endAsync(), sub.endAsync()]);
   });
 
+  it('a client that subscribes the moment a retained QoS 1 PUBACK arrives gets that message once, with RETAIN set (qos1-ack-after-publish.ts)', async () => {
+    const pub = await connectClient(t, 'mqtt');
+    const sub = await connectClient(t, 'mqtt');
+    // Without the fix Aedes wrote the PUBACK before storing the retained copy: a subscriber that came
+    // in that window got the message live, RETAIN=0, or not at all.
+    for (let i = 0; i < 20; i++) {
+      const topic = `ackorder/${i}`;
+      const arriving = collect(sub, 2, 300);
+      await pub.publishAsync(topic, `reading ${i}`, { qos: 1, retain: true });
+      await sub.subscribeAsync(topic, { qos: 1 });
+      expect(await arriving).toEqual([{ topic, payload: Buffer.from(`reading ${i}`), qos: 1, retain: true }]);
+    }
+    await Promise.all([pub.endAsync(), sub.endAsync()]);
+  });
+
   it('holds a wildcard subscription to its granted QoS: QoS 2 arrives at 1 on a QoS 1 filter, a retained QoS 2 at 0 on a QoS 0 one', async () => {
     const pub = await connectClient(t, 'mqtt');
     await pub.publishAsync('grade/kept', 'retained two', { qos: 2, retain: true });
