@@ -32,7 +32,6 @@ export const MESSAGE_COLUMNS: readonly CopyColumn[] = [
   { name: 'received_at', type: 'timestamptz' },
 ];
 const ID_BLOCK = 1000; // INCREMENT of roost_message_ids (schema/004_messages.sql)
-const SECOND_BATCH_ROWS = 1000;
 
 export interface StoreWriterOptions {
   db: Db;
@@ -167,12 +166,12 @@ export class StoreWriter implements BrokerStore {
   }
 
   /**
-   * A second batch goes beside the one being written only once SECOND_BATCH_ROWS have queued: under
-   * light load one commit at a time gathers more rows per commit (fewer fsyncs) at no cost in latency.
+   * A batch goes beside the one being written as soon as there is something to write. (Waiting for
+   * 1,000 rows first, to save commits, held QoS 1 publishers behind a slow commit: PUBACK p99 at
+   * 10,000 msg/s was 98-192 ms in three of five bench runs, against 23-32 ms in all five without it.)
    */
   private slotFree(): boolean {
-    const n = this.writing.length;
-    return n === 0 || (n < this.maxInFlight && this.queue.length >= SECOND_BATCH_ROWS);
+    return this.writing.length < this.maxInFlight;
   }
 
   /** Starts writing queued rows in batches while a write slot is free. Ids are given here, one batch after the other. */

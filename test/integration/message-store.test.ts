@@ -79,8 +79,8 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
   it('answers batches in the order they were queued, even when a later one commits first', async () => {
     // One client's messages can straddle two batches (a batch is cut at ROOST_STORE_BATCH_SIZE), so a
     // batch that commits early must wait for the ones before it. A row trigger holds the batch with
-    // `held/first` for 300 ms; ten other clients' 1,500 messages queue meanwhile and (on PostgreSQL, a
-    // second batch goes beside the first once 1,000 wait) commit first.
+    // `held/first` for 300 ms; ten other clients' 1,500 messages queue meanwhile and (on PostgreSQL,
+    // where a second batch goes beside the first) commit first.
     await t.roost.db.exec(`
       CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.topic = 'held/first' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$;
