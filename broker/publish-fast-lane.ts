@@ -59,7 +59,6 @@ export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
   if (mq.emit !== MQEmitter.prototype.emit) return undefined;
   const maxTopicLevels = (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
 
-
   return function takePublish(clientObject, parsed) {
     const client = clientObject as LaneClient;
     if (parsed.cmd !== 'publish' || parsed.qos !== 0 || parsed.retain || !client.connackSent || !client.connected || mq.closed) return false;

@@ -20,8 +20,10 @@ export function acknowledgeQos1AfterPublish(broker: Aedes): void {
   const publish = broker.publish.bind(broker) as unknown as (packet: PublishPacket, client: Client | null, done: Done) => void;
   const authorizePublish = broker.authorizePublish.bind(broker);
   broker.authorizePublish = (client, packet, done) => {
+    // QoS 0 (every message of the fast lane) and QoS 2 pass straight through, with no closure.
+    if (!client || packet.qos !== 1) return authorizePublish(client, packet, done);
     authorizePublish(client, packet, (err) => {
-      if (err || !client || packet.qos !== 1) return done(err ?? null);
+      if (err) return done(err);
       publish(packet, client, (e) => {
         if (e) return done(e);
         published.add(packet);
