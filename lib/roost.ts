@@ -164,9 +164,9 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       flushMs: config.ROOST_STORE_FLUSH_MS,
       queueMax: config.ROOST_STORE_QUEUE_MAX,
       queueMaxBytes: config.ROOST_STORE_QUEUE_MAX_BYTES,
-      // PostgreSQL: two batches at once, on two connections, so the server is not idle while Roost
-      // sends the next. PGlite runs one statement at a time anyway.
-      maxInFlight: config.DATABASE_URL ? 2 : 1,
+      // PostgreSQL: several batches at once, each on its own connection, so one batch's round trips
+      // and commit overlap the next one's work. PGlite runs one statement at a time anyway.
+      maxInFlight: config.DATABASE_URL ? config.ROOST_STORE_CONNECTIONS : 1,
       metrics,
       log: log.child({ component: 'store' }),
       onStored: (topic, bytes, username, at) => activity.record(topic, bytes, username, at),

@@ -25,6 +25,11 @@ describe('configuration errors stop start-up with one line naming the setting', 
     ['a malformed DATABASE_URL', { DATABASE_URL: 'not a url' }, /^roost: DATABASE_URL: must be a postgres:\/\/ URL/],
     ['an unreachable database', { DATABASE_URL: 'postgres://roost:secret@127.0.0.1:1/roost' }, /^roost: DATABASE_URL: cannot connect to PostgreSQL/],
     ['a malformed REDIS_URL', { REDIS_URL: 'http://example' }, /^roost: REDIS_URL: must be a redis:\/\/ URL/],
+    [
+      'store connections that would take the whole pool',
+      { DATABASE_URL: 'postgres://roost:secret@127.0.0.1:1/roost', ROOST_DB_POOL_SIZE: '4', ROOST_STORE_CONNECTIONS: '4' },
+      /^roost: ROOST_STORE_CONNECTIONS: must be less than ROOST_DB_POOL_SIZE \(4\), got 4$/,
+    ],
   ];
   it.each(cases)('%s', (_name, env, message) => {
     const res = runCli(env);

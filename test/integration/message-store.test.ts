@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS } from '../helpers/db.js';
 import { connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
@@ -147,6 +148,45 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
     expect(ignored.rows).toHaveLength(0);
     const kept = await t.roost.db.query<{ retain: boolean }>("SELECT retain FROM messages WHERE topic = 'kept/state'");
     expect(kept.rows).toEqual([{ retain: true }]);
+  });
+});
+
+describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS)', () => {
+  it('writes up to that many batches at once, queues the rest, and acknowledges them in publish order', async () => {
+    const t = await startTestRoost('postgres', { env: { ROOST_STORE_CONNECTIONS: '3' } });
+    // Another session holds a lock that every COPY into messages waits for: each batch the writer
+    // starts stays in flight, so PostgreSQL's own view shows how many it writes at once.
+    const locker = new pg.Client({ connectionString: t.env.DATABASE_URL });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE messages IN SHARE MODE');
+      const copiesWaiting = async () => {
+        const res = await locker.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'COPY \"messages\"%' AND wait_event_type = 'Lock'",
+        );
+        return res.rows[0].n;
+      };
+      const clients = await Promise.all(Array.from({ length: 5 }, (_, c) => connectClient(t, 'mqtt', { clientId: `parallel-${c}` })));
+      const acked: number[] = [];
+      const publishes: Promise<unknown>[] = [];
+      for (const [c, client] of clients.entries()) {
+        publishes.push(client.publishAsync(`parallel/${c}`, `${c}`, { qos: 1 }).then(() => acked.push(c)));
+        // Each publish is its own batch while a slot is free.
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await copiesWaiting()).toBe(3);
+      expect(acked).toEqual([]);
+      await locker.query('COMMIT');
+      await Promise.all(publishes);
+      expect(acked).toEqual([0, 1, 2, 3, 4]);
+      const res = await t.roost.db.query<{ topic: string }>("SELECT topic FROM messages WHERE topic LIKE 'parallel/%' ORDER BY id");
+      expect(res.rows.map((r) => r.topic)).toEqual(['parallel/0', 'parallel/1', 'parallel/2', 'parallel/3', 'parallel/4']);
+      await Promise.all(clients.map((c) => c.endAsync()));
+    } finally {
+      await locker.end();
+      await t.stop();
+    }
   });
 });
 

@@ -12,7 +12,7 @@ describe('database outage under load (real PostgreSQL stopped for 10 s)', () => 
   let t: TestRoost;
   beforeAll(async () => {
     pgServer = await startPostgres();
-    t = await startTestRoost('postgres', { databaseUrl: pgServer.url, env: { ROOST_DB_POOL_SIZE: '4' } });
+    t = await startTestRoost('postgres', { databaseUrl: pgServer.url, env: { ROOST_DB_POOL_SIZE: '4', ROOST_STORE_CONNECTIONS: '2' } });
   }, 60_000);
   afterAll(async () => {
     await t?.stop();
