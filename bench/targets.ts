@@ -8,7 +8,10 @@
  *                 PostgreSQL server on its own core (--pg-cpus; a database server runs beside the
  *                 broker, not inside it)
  *   roost-pg-shared  the same, PostgreSQL squeezed onto the broker's one core
- *   roost-pglite  Roost on the embedded PGlite in a throwaway data folder (one process, one core)
+ *   roost-pglite  Roost on the embedded PGlite in a throwaway data folder, the database's thread
+ *                 (named roost-pglite) moved to the database core, as PostgreSQL's server is: where
+ *                 the operating system puts it on a machine with two cores free
+ *   roost-pglite-shared  the same, the whole process on the broker's one core
  *   roost-unstored  Roost on PostgreSQL (own core) told not to store the bench's topics
  *                 (ROOST_STORE_EXCLUDE=bench/#): the broker alone, auth, ACL and delivery, so the
  *                 table shows how much of "Roost + PostgreSQL" is the database's ingest
@@ -25,8 +28,9 @@ import { migrate } from '../lib/db/migrate.js';
 import { NODE_FLAGS } from '../lib/node-flags.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
 import { createApiToken } from '../api/tokens.js';
+import { PGLITE_THREAD_NAME } from '../lib/db/pglite.js';
 
-export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pg-shared', 'roost-pglite', 'roost-unstored'] as const;
+export const TARGETS = ['sink', 'mosquitto', 'aedes', 'roost-pg', 'roost-pg-shared', 'roost-pglite', 'roost-pglite-shared', 'roost-unstored'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
@@ -36,6 +40,7 @@ export const TARGET_LABELS: Record<TargetName, string> = {
   'roost-pg': 'Roost + PostgreSQL',
   'roost-pg-shared': 'Roost + PostgreSQL on the broker’s core',
   'roost-pglite': 'Roost + PGlite',
+  'roost-pglite-shared': 'Roost + PGlite on the broker’s core',
   'roost-unstored': 'Roost, bench topics not stored',
 };
 
@@ -301,7 +306,20 @@ async function storedByCounter(apiPort: number, token: string): Promise<number |
   }
 }
 
-async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string): Promise<RunningTarget> {
+/** Moves Roost's PGlite thread (and only it) to `cpus`; the broker's threads stay where they are. */
+function pinPgliteThread(pid: number, cpus: string): void {
+  const task = readdirSync(`/proc/${pid}/task`).find((tid) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === PGLITE_THREAD_NAME;
+    } catch {
+      return false;
+    }
+  });
+  if (!task) throw new Error(`no thread named ${PGLITE_THREAD_NAME} in Roost (pid ${pid}) to pin`);
+  execFileSync('taskset', ['-p', '-c', cpus, task], { stdio: 'ignore' });
+}
+
+async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string, dbThreadCpus?: string): Promise<RunningTarget> {
   const notes: string[] = [];
   let databaseUrl: string | undefined;
   let dataDir: string | undefined;
@@ -349,6 +367,7 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string)
   }
   const child = pinned(ctx.brokerCpus, process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/lib/cli.js'), 'start'], env);
   await waitForLine(child, /Roost is listening/, `Roost (${kind})`);
+  if (dbThreadCpus) pinPgliteThread(child.pid!, dbThreadCpus);
 
   const liveDb = kind === 'pg' ? await openDb({ databaseUrl, dataDir: '', poolSize: 1 }) : undefined;
   return {
@@ -385,6 +404,8 @@ export async function startTarget(name: TargetName, ctx: RunContext, label: stri
       pinPostgres(ctx, ctx.brokerCpus);
       return startRoost('pg', ctx, label);
     case 'roost-pglite':
+      return startRoost('pglite', ctx, label, ctx.pgCpus);
+    case 'roost-pglite-shared':
       return startRoost('pglite', ctx, label);
     case 'roost-unstored':
       pinPostgres(ctx, ctx.pgCpus);

@@ -21,6 +21,9 @@ function workerUrl(): URL {
   return new URL('../../dist/lib/db/pglite-worker.js', import.meta.url);
 }
 
+/** The database thread's name on Linux (at most 15 bytes, the kernel's limit). */
+export const PGLITE_THREAD_NAME = 'roost-pglite';
+
 /** A fixed identifier from code, quoted as PostgreSQL does. */
 const quoteIdentifier = (id: string) => '"' + id.replace(/"/g, '""') + '"';
 
