@@ -289,7 +289,7 @@ async function main(): Promise<void> {
     `- Date: ${info.startedAt.toISOString()} (took ${Math.round((info.finishedAt.getTime() - info.startedAt.getTime()) / 1000)} s)`,
     `- Machine: ${machine()}`,
     `- Load average before / after: ${info.loadBefore.map((l) => l.toFixed(2)).join(' ')} / ${info.loadAfter.map((l) => l.toFixed(2)).join(' ')} (anything well above 0 means other work shared the cores)`,
-    `- Pinning: broker on CPU ${info.brokerCpus}, load generator on CPU ${info.loadCpus}; PostgreSQL on CPU ${info.pgCpus} for “Roost + PostgreSQL”, on CPU ${info.brokerCpus} with the broker for “Roost + PostgreSQL on the broker’s core”; PGlite runs inside Roost’s process`,
+    `- Pinning: broker on CPU ${info.brokerCpus}, load generator on CPU ${info.loadCpus}; PostgreSQL on CPU ${info.pgCpus} for “Roost + PostgreSQL”, on CPU ${info.brokerCpus} with the broker for “Roost + PostgreSQL on the broker’s core”; PGlite runs in a thread of Roost’s process (roost-pglite), moved to CPU ${info.pgCpus} for “Roost + PGlite” and left on CPU ${info.brokerCpus} for “Roost + PGlite on the broker’s core”`,
     ...(walFiles !== undefined ? [`- PostgreSQL 15, fsync on, prepared like a server that has been running: ${walFiles} WAL files made ahead for reuse (min_wal_size 1 GB; see startBenchPostgres)`] : []),
     `- Command: \`${info.command}\` — ${repeat > 1 ? `${repeat} runs of each, ` : ''}${durationSec} s measured per scenario after a ${values.warmup} s warm-up (${values['rate-warmup']} s for the fixed rate), ${values.publishers} publishers, 64-byte JSON payloads, fixed rate ${rate.toLocaleString('en-US')} msg/s, ${clients.toLocaleString('en-US')} connecting clients`,
     '',
