@@ -5,6 +5,12 @@
 import type { Db } from '../lib/db/index.js';
 
 const DAY_MS = 86_400_000;
+/**
+ * Creating or dropping a partition locks the whole table. A store batch may hold its rows open
+ * while it waits for the batch before it to commit (store-writer.ts), and that batch could queue
+ * behind this lock: give up after a while instead, and try again at the next maintenance.
+ */
+const DDL_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '5s'";
 
 export interface PartitionRange {
   name: string;
@@ -26,6 +32,7 @@ export async function ensurePartitions(db: Db, partitionDays: number, now = new 
   const created: string[] = [];
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock(4242003)');
+    await tx.exec(DDL_LOCK_TIMEOUT);
     for (let i = 0; i <= ahead; i++) {
       const p = partitionFor(new Date(now.getTime() + i * partitionDays * DAY_MS), partitionDays);
       const exists = await tx.query('SELECT 1 FROM pg_class WHERE relname = $1', [p.name]);
@@ -62,7 +69,10 @@ export async function dropExpiredPartitions(db: Db, retentionDays: number, now =
   const dropped: string[] = [];
   for (const p of await listPartitions(db)) {
     if (p.to.getTime() > cutoff) continue;
-    await db.exec(`DROP TABLE IF EXISTS "${p.name.replace(/"/g, '""')}"`);
+    await db.transaction(async (tx) => {
+      await tx.exec(DDL_LOCK_TIMEOUT);
+      await tx.exec(`DROP TABLE IF EXISTS "${p.name.replace(/"/g, '""')}"`);
+    });
     dropped.push(p.name);
   }
   return dropped;

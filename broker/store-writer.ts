@@ -4,6 +4,9 @@
  * - FIFO: ids are given in arrival order, batch after batch, and batches are answered in that order,
  *   so per-client order holds. Up to `maxInFlight` batches are written at once (on PostgreSQL, each
  *   on its own connection: while one commits the next is already being sent).
+ * - Commits in id order: a batch's COMMIT waits until the batch before it has committed, so a reader
+ *   never sees a row while an earlier id of this process is still to come (the stream API and the
+ *   webhook pump resume after the highest id they have read).
  * - QoS 1/2: `done` runs after the commit that holds the row, and after every earlier batch's
  *   (Aedes then sends PUBACK/PUBREC, in the order the publishes came).
  * - QoS 0: `done` runs at once, unless the queue is over its bounds; then it waits for room, which
@@ -73,6 +76,8 @@ interface Writing {
   batch: Pending[];
   /** Set once written: the rows refused for their content (empty when all were stored). */
   failed?: Map<Pending, Error>;
+  /** Settles once this batch is committed or given up: the next batch may commit then. */
+  settled: Promise<void>;
 }
 
 export class StoreWriter implements BrokerStore {
@@ -182,9 +187,11 @@ export class StoreWriter implements BrokerStore {
       while (this.queue.length > 0 && this.slotFree()) {
         const batch = this.queue.splice(0, this.opts.batchSize);
         const rows = await this.untilAnswered(() => this.toRows(batch), batch.length);
-        const entry: Writing = { batch };
+        const earlier = this.writing.at(-1)?.settled ?? Promise.resolve();
+        const written = this.writeBatch(batch, rows, earlier);
+        const entry: Writing = { batch, settled: written.then(() => {}, () => {}) };
         this.writing.push(entry);
-        this.writeBatch(batch, rows).then(
+        written.then(
           (failed) => this.answer(entry, failed),
           (err: Error) => {
             // Not a database outage (those are retried) nor a refused row: fail the batch, do not hang it.
@@ -243,18 +250,24 @@ export class StoreWriter implements BrokerStore {
     }
   }
 
-  /** Writes one batch until it is committed; returns rows refused for their content (never retried). */
-  private async writeBatch(batch: Pending[], rows: unknown[][]): Promise<Map<Pending, Error>> {
+  /**
+   * Writes one batch until it is committed, its commit after `earlier` (the batch before it);
+   * returns rows refused for their content (never retried).
+   */
+  private async writeBatch(batch: Pending[], rows: unknown[][], earlier: Promise<void>): Promise<Map<Pending, Error>> {
     try {
       await this.untilAnswered(async (retry) => {
         // A retry first checks whether the failed attempt committed after all.
         if (retry && (await this.isCommitted(rows[0]))) return;
         const started = performance.now();
-        await this.insert(rows);
+        await this.insert(rows, earlier);
         this.opts.metrics.storeBatchSeconds.observe((performance.now() - started) / 1000);
       }, batch.length);
     } catch (err) {
-      if (isDataError(err)) return this.writeOneByOne(batch, rows);
+      if (isDataError(err)) {
+        await earlier;
+        return this.writeOneByOne(batch, rows);
+      }
       throw err;
     }
     this.opts.metrics.messagesStored.inc(batch.length);
@@ -307,8 +320,10 @@ export class StoreWriter implements BrokerStore {
     return res.rows.length > 0;
   }
 
-  private async insert(rows: unknown[][]): Promise<void> {
-    await this.opts.db.copyRows('messages', MESSAGE_COLUMNS, rows);
+  /** One batch in one COPY; with batches beside it, its commit waits for `earlier`'s. */
+  private async insert(rows: unknown[][], earlier?: Promise<void>): Promise<void> {
+    const beforeCommit = earlier && this.maxInFlight > 1 ? () => earlier : undefined;
+    await this.opts.db.copyRows('messages', MESSAGE_COLUMNS, rows, { beforeCommit });
   }
 
   /** Resolves once everything queued so far is committed (graceful shutdown). */

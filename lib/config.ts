@@ -149,7 +149,7 @@ export const SETTINGS = {
   ROOST_STORE_FLUSH_MS: [nonNegativeInt, 5, 'Longest a stored QoS 0 publish waits for its batch to fill (a QoS 1/2 publish, whose PUBACK waits for the commit, is written on the next turn with whatever else is queued)'],
   ROOST_STORE_QUEUE_MAX: [positiveInt, 50_000, 'Publishes waiting to be stored before publishing sockets are paused'],
   ROOST_STORE_QUEUE_MAX_BYTES: [positiveInt, 64 * 1024 * 1024, 'Payload bytes waiting to be stored before publishing sockets are paused'],
-  ROOST_STORE_CONNECTIONS: [positiveInt, 4, 'Batches written at once on PostgreSQL, each on its own connection of the pool (less than ROOST_DB_POOL_SIZE); PGlite writes one at a time'],
+  ROOST_STORE_CONNECTIONS: [positiveInt, 1, 'Batches written at once on PostgreSQL, each on its own connection of the pool (less than ROOST_DB_POOL_SIZE), for a server with cores to spare; they still commit one after the other in id order. PGlite writes one at a time'],
   ROOST_PARTITION_DAYS: [positiveInt, 1, 'Days per partition of the messages table'],
   ROOST_RETENTION_DAYS: [nonNegativeInt, 0, 'Drop message partitions older than this many days (0 keeps everything)'],
   // Limits and abuse handling (README: "Limits, bans and faults")

@@ -164,8 +164,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       flushMs: config.ROOST_STORE_FLUSH_MS,
       queueMax: config.ROOST_STORE_QUEUE_MAX,
       queueMaxBytes: config.ROOST_STORE_QUEUE_MAX_BYTES,
-      // PostgreSQL: several batches at once, each on its own connection, so one batch's round trips
-      // and commit overlap the next one's work. PGlite runs one statement at a time anyway.
+      // PostgreSQL: ROOST_STORE_CONNECTIONS batches at once, each on its own connection, committing
+      // in id order (store-writer.ts). PGlite runs one statement at a time anyway.
       maxInFlight: config.DATABASE_URL ? config.ROOST_STORE_CONNECTIONS : 1,
       metrics,
       log: log.child({ component: 'store' }),

@@ -20,6 +20,11 @@ export interface Queryable {
 
 export type NotifyHandler = (payload: string) => void;
 
+export interface CopyOptions {
+  /** Runs after the rows are written and before they are committed; rejecting rolls them back. */
+  beforeCommit?: () => Promise<void>;
+}
+
 export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs fn inside BEGIN/COMMIT on one connection; rolls back when fn throws. */
@@ -34,8 +39,10 @@ export interface Db extends Queryable {
   /**
    * Bulk-loads rows in one binary COPY (lib/db/copy-binary.ts), atomically.
    * `table` and the column names are fixed identifiers from code, never user input.
+   * With `beforeCommit`, the commit waits for it: copies written on several connections then
+   * become visible in the order the caller chains them.
    */
-  copyRows(table: string, columns: readonly CopyColumn[], rows: readonly (readonly unknown[])[]): Promise<void>;
+  copyRows(table: string, columns: readonly CopyColumn[], rows: readonly (readonly unknown[])[], opts?: CopyOptions): Promise<void>;
   close(): Promise<void>;
 }
 

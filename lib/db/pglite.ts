@@ -122,10 +122,12 @@ export async function openPglite(dataDir: string): Promise<Db> {
     async notify(channel, payload) {
       await call({ op: 'query', sql: 'SELECT pg_notify($1, $2)', params: [channel, payload] });
     },
-    async copyRows(table, columns, rows) {
+    async copyRows(table, columns, rows, opts) {
       // PGlite reads COPY data from a Blob it names '/dev/blob'; the bytes move to the worker, not copied.
       const sql = copyStatement(table, columns, "'/dev/blob'", quoteIdentifier);
       const data = encodeCopyBinary(columns, rows);
+      // One connection runs one statement at a time: waiting before the COPY is waiting before its commit.
+      await opts?.beforeCommit?.();
       // The encoder's buffer has its own memory (never Node's shared pool), so it can be transferred.
       const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
       await call({ op: 'copy', sql, data: bytes }, [bytes.buffer]);

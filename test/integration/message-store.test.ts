@@ -77,11 +77,11 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
     await Promise.all(clients.map((c) => c.endAsync()));
   }, 60_000);
 
-  it('answers batches in the order they were queued, even when a later one commits first', async () => {
-    // One client's messages can straddle two batches (a batch is cut at ROOST_STORE_BATCH_SIZE), so a
-    // batch that commits early must wait for the ones before it. A row trigger holds the batch with
-    // `held/first` for 300 ms; ten other clients' 1,500 messages queue meanwhile and (on PostgreSQL,
-    // where a second batch goes beside the first) commit first.
+  it('commits and answers batches in the order they were queued: while one is held, no later row is visible', async () => {
+    // A row trigger holds the batch with `held/first` for 300 ms; ten other clients' 1,500 messages
+    // queue meanwhile (on PostgreSQL, written beside it on other connections). None may be visible
+    // before it commits: the stream API and the webhook pump resume after the highest id they read,
+    // so a later id committed first would make them skip the held one. Nor may any be acknowledged.
     await t.roost.db.exec(`
       CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.topic = 'held/first' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$;
@@ -96,8 +96,10 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
         Array.from({ length: 150 }, (_, i) => client.publishAsync(`held/${c}/${i}`, 'x', { qos: 1 }).then(() => acked.push(`${c}/${i}`))),
       );
       await new Promise((r) => setTimeout(r, 150));
-      // Later rows may be committed by now, but none is acknowledged before the first.
       expect(acked).toEqual([]);
+      // (On PGlite this query itself waits for the held batch: one statement at a time.)
+      const visible = await t.roost.db.query<{ n: number }>("SELECT count(*)::int AS n FROM messages WHERE topic LIKE 'held/%/%'");
+      expect(visible.rows[0].n, 'later rows visible before the held batch committed').toBe(0);
       await Promise.all([first, ...rest]);
       expect(acked[0]).toBe('first');
       for (let c = 0; c < others.length; c++) {
@@ -151,9 +153,15 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
   });
 });
 
-describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS)', () => {
+describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS=3)', () => {
+  let t: TestRoost;
+  beforeAll(async () => {
+    t = await startTestRoost('postgres', { env: { ROOST_STORE_CONNECTIONS: '3' } });
+  });
+  afterAll(async () => t?.stop());
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
   it('writes up to that many batches at once, queues the rest, and acknowledges them in publish order', async () => {
-    const t = await startTestRoost('postgres', { env: { ROOST_STORE_CONNECTIONS: '3' } });
     // Another session holds a lock that every COPY into messages waits for: each batch the writer
     // starts stays in flight, so PostgreSQL's own view shows how many it writes at once.
     const locker = new pg.Client({ connectionString: t.env.DATABASE_URL });
@@ -161,21 +169,18 @@ describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS)', () =
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE messages IN SHARE MODE');
-      const copiesWaiting = async () => {
-        const res = await locker.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'COPY \"messages\"%' AND wait_event_type = 'Lock'",
-        );
-        return res.rows[0].n;
-      };
       const clients = await Promise.all(Array.from({ length: 5 }, (_, c) => connectClient(t, 'mqtt', { clientId: `parallel-${c}` })));
       const acked: number[] = [];
       const publishes: Promise<unknown>[] = [];
       for (const [c, client] of clients.entries()) {
         publishes.push(client.publishAsync(`parallel/${c}`, `${c}`, { qos: 1 }).then(() => acked.push(c)));
         // Each publish is its own batch while a slot is free.
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
-      expect(await copiesWaiting()).toBe(3);
+      const waiting = await locker.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'COPY \"messages\"%' AND wait_event_type = 'Lock'",
+      );
+      expect(waiting.rows[0].n).toBe(3);
       expect(acked).toEqual([]);
       await locker.query('COMMIT');
       await Promise.all(publishes);
@@ -185,7 +190,39 @@ describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS)', () =
       await Promise.all(clients.map((c) => c.endAsync()));
     } finally {
       await locker.end();
-      await t.stop();
+    }
+  });
+
+  it('commits them in id order: a later batch, already written, waits unseen until the one before commits', async () => {
+    // The stream API and the webhook pump resume after the highest id they have read: a later id
+    // committed first would make them skip the earlier one for good.
+    await t.roost.db.exec(`
+      CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.topic = 'side/first' THEN PERFORM pg_sleep(0.5); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER roost_test_hold BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION roost_test_hold();`);
+    try {
+      const held = await connectClient(t, 'mqtt', { clientId: 'side-held' });
+      const other = await connectClient(t, 'mqtt', { clientId: 'side-other' });
+      const acked: string[] = [];
+      const first = held.publishAsync('side/first', 'x', { qos: 1 }).then(() => acked.push('first'));
+      await sleep(50);
+      const second = other.publishAsync('side/second', 'y', { qos: 1 }).then(() => acked.push('second'));
+      await sleep(200);
+      // The second batch's COPY is done on another connection; its transaction waits to commit.
+      const waiting = await t.roost.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'COPY \"messages\"%'",
+      );
+      expect(waiting.rows[0].n).toBe(1);
+      const visible = await t.roost.db.query<{ n: number }>("SELECT count(*)::int AS n FROM messages WHERE topic = 'side/second'");
+      expect(visible.rows[0].n, 'the later batch is visible before the held one committed').toBe(0);
+      expect(acked).toEqual([]);
+      await Promise.all([first, second]);
+      expect(acked).toEqual(['first', 'second']);
+      const res = await t.roost.db.query<{ topic: string }>("SELECT topic FROM messages WHERE topic LIKE 'side/%' ORDER BY id");
+      expect(res.rows.map((r) => r.topic)).toEqual(['side/first', 'side/second']);
+      await Promise.all([held, other].map((c) => c.endAsync()));
+    } finally {
+      await t.roost.db.exec('DROP TRIGGER roost_test_hold ON messages; DROP FUNCTION roost_test_hold()');
     }
   });
 });
