@@ -1,7 +1,20 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../lib/db/index.js';
 import { BACKENDS } from '../helpers/db.js';
 import { connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+
+/**
+ * A row trigger that holds the batch holding `topic` for `seconds` inside its COPY, before it can
+ * commit; returns its removal. The topic and the time are constants of the tests.
+ */
+async function holdBatchOf(db: Db, topic: string, seconds: number): Promise<() => Promise<void>> {
+  await db.exec(`
+    CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.topic = '${topic}' THEN PERFORM pg_sleep(${seconds}); END IF; RETURN NEW; END $$;
+    CREATE TRIGGER roost_test_hold BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION roost_test_hold();`);
+  return () => db.exec('DROP TRIGGER roost_test_hold ON messages; DROP FUNCTION roost_test_hold()');
+}
 
 interface Row {
   topic: string;
@@ -82,10 +95,7 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
     // queue meanwhile (on PostgreSQL, written beside it on other connections). None may be visible
     // before it commits: the stream API and the webhook pump resume after the highest id they read,
     // so a later id committed first would make them skip the held one. Nor may any be acknowledged.
-    await t.roost.db.exec(`
-      CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.topic = 'held/first' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER roost_test_hold BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION roost_test_hold();`);
+    const release = await holdBatchOf(t.roost.db, 'held/first', 0.3);
     try {
       const held = await connectClient(t, 'mqtt', { clientId: 'held-publisher' });
       const others = await Promise.all(Array.from({ length: 10 }, (_, c) => connectClient(t, 'mqtt', { clientId: `other-${c}` })));
@@ -110,7 +120,7 @@ describe.each(BACKENDS)('every publish is stored by the broker (%s)', (backend) 
       expect(res.rows[0].topic).toBe('held/first');
       await Promise.all([held, ...others].map((client) => client.endAsync()));
     } finally {
-      await t.roost.db.exec('DROP TRIGGER roost_test_hold ON messages; DROP FUNCTION roost_test_hold()');
+      await release();
     }
   });
 
@@ -196,10 +206,7 @@ describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS=3)', ()
   it('commits them in id order: a later batch, already written, waits unseen until the one before commits', async () => {
     // The stream API and the webhook pump resume after the highest id they have read: a later id
     // committed first would make them skip the earlier one for good.
-    await t.roost.db.exec(`
-      CREATE FUNCTION roost_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.topic = 'side/first' THEN PERFORM pg_sleep(0.5); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER roost_test_hold BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION roost_test_hold();`);
+    const release = await holdBatchOf(t.roost.db, 'side/first', 0.5);
     try {
       const held = await connectClient(t, 'mqtt', { clientId: 'side-held' });
       const other = await connectClient(t, 'mqtt', { clientId: 'side-other' });
@@ -222,7 +229,7 @@ describe('batches written at once on PostgreSQL (ROOST_STORE_CONNECTIONS=3)', ()
       expect(res.rows.map((r) => r.topic)).toEqual(['side/first', 'side/second']);
       await Promise.all([held, other].map((c) => c.endAsync()));
     } finally {
-      await t.roost.db.exec('DROP TRIGGER roost_test_hold ON messages; DROP FUNCTION roost_test_hold()');
+      await release();
     }
   });
 });
