@@ -80,22 +80,25 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
     }
   }
 
+  /** BEGIN, fn, COMMIT on one checked-out client; ROLLBACK when fn throws. */
+  async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+    await client.query('BEGIN');
+    try {
+      const result = await fn();
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  }
+
   const base = queryableOf(pool);
   return {
     kind: 'postgres',
     ...base,
     async transaction(fn) {
-      return withClient(async (client) => {
-        await client.query('BEGIN');
-        try {
-          const result = await fn(queryableOf(client));
-          await client.query('COMMIT');
-          return result;
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => {});
-          throw err;
-        }
-      });
+      return withClient((client) => inTransaction(client, () => fn(queryableOf(client))));
     },
     async listen(channel, handler, onResumed) {
       let set = listeners.get(channel);
@@ -127,15 +130,10 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
         };
         const beforeCommit = opts?.beforeCommit;
         if (!beforeCommit) return copy();
-        await client.query('BEGIN');
-        try {
+        await inTransaction(client, async () => {
           await copy();
           await beforeCommit();
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => {});
-          throw err;
-        }
+        });
       });
     },
     async close() {
