@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { LoadResult } from './loadgen.js';
-import { NODE_FLAGS } from '../lib/node-flags.js';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 import { machine } from './report.js';
 import { cpuSeconds, outDir, pinned, postgresPids, provisionDevices, repoRoot, roostChildEnv, startBenchPostgres, stopChild, waitForLine, type RunContext } from './targets.js';
 import { openDb } from '../lib/db/index.js';
@@ -90,7 +90,7 @@ async function runCell(scenario: ScenarioName, setup: (typeof SETUPS)[number], c
         ...ctx.roostEnv,
       });
       const cpus = setup.spreadCores && i === 1 ? o.loadCpus : o.brokerCpus;
-      const child = pinned(cpus, process.execPath, [...NODE_FLAGS, path.join(repoRoot, 'dist/lib/cli.js'), 'start'], env);
+      const child = pinned(cpus, process.execPath, [...NODE_FLAGS, path.join(repoRoot, 'dist/cli/cli.js'), 'start'], env);
       await waitForLine(child, /Roost is listening/, `Roost node ${i + 1}`);
       nodes.push({ child, port });
     }

@@ -4,7 +4,7 @@
  *   sink          the generator's ceiling (bench/sink-server.ts, no MQTT work)
  *   mosquitto     Debian's mosquitto, generated config, no persistence
  *   aedes         plain Aedes 1.2 in memory (bench/aedes-server.ts)
- *   roost-pg      Roost (`node dist/lib/cli.js start`) on a throwaway PostgreSQL database, the
+ *   roost-pg      Roost (`node dist/cli/cli.js start`) on a throwaway PostgreSQL database, the
  *                 PostgreSQL server on its own core (--pg-cpus; a database server runs beside the
  *                 broker, not inside it)
  *   roost-pg-shared  the same, PostgreSQL squeezed onto the broker's one core
@@ -25,7 +25,7 @@ import bcrypt from 'bcrypt';
 import type { Credential } from './credentials.js';
 import { openDb, type Db } from '../lib/db/index.js';
 import { migrate } from '../lib/db/migrate.js';
-import { NODE_FLAGS } from '../lib/node-flags.js';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
 import { createApiToken } from '../api/tokens.js';
 import { PGLITE_THREAD_NAME } from '../lib/db/pglite.js';
@@ -359,13 +359,13 @@ async function startRoost(kind: 'pg' | 'pglite', ctx: RunContext, label: string,
     ...(apiPort ? { ROOST_API_PORT: String(apiPort) } : {}),
     ...ctx.roostEnv,
   });
-  // Launched as `npm start` launches it (lib/node-flags.ts); BENCH_ROOST_NODE_ARGS adds or overrides.
+  // Launched as `npm start` launches it (cli/node-flags.ts); BENCH_ROOST_NODE_ARGS adds or overrides.
   const nodeArgs: string[] = [...NODE_FLAGS, ...(process.env.BENCH_ROOST_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`);
   }
-  const child = pinned(ctx.brokerCpus, process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/lib/cli.js'), 'start'], env);
+  const child = pinned(ctx.brokerCpus, process.execPath, [...nodeArgs, path.join(repoRoot, 'dist/cli/cli.js'), 'start'], env);
   await waitForLine(child, /Roost is listening/, `Roost (${kind})`);
   if (dbThreadCpus) pinPgliteThread(child.pid!, dbThreadCpus);
 

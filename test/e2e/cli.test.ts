@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/services.js';
 
-const CLI = path.resolve('dist/lib/cli.js');
+const CLI = path.resolve('dist/cli/cli.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'roost-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -1,5 +1,5 @@
 /**
- * Roost nodes as child processes (`node dist/lib/cli.js start`) on loopback ports, sharing one
+ * Roost nodes as child processes (`node dist/cli/cli.js start`) on loopback ports, sharing one
  * PostgreSQL database and one Redis server of their own, for the cluster tests. Everything a test
  * starts here is stopped by `cluster.stop()`.
  */
@@ -12,7 +12,7 @@ import { openDb, type Db } from '../../lib/db/index.js';
 import { createPostgresDatabase } from './db.js';
 import { freePort, startRedis, type RedisServer } from './services.js';
 
-const CLI = path.resolve('dist/lib/cli.js');
+const CLI = path.resolve('dist/cli/cli.js');
 export const CLUSTER_USER = { username: 'cluster-admin', password: 'cluster-password' };
 
 export interface RoostNode {

@@ -1,5 +1,5 @@
 /**
- * Roost as its own process (`node dist/lib/cli.js start`) on a fresh PostgreSQL database or PGlite
+ * Roost as its own process (`node dist/cli/cli.js start`) on a fresh PostgreSQL database or PGlite
  * folder, for tests that must watch the process itself: that it never exits, its RSS, what SIGTERM
  * or SIGKILL does.
  */
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createPostgresDatabase, type BackendName } from './db.js';
 import { freePort } from './services.js';
 
-const CLI = path.resolve('dist/lib/cli.js');
+const CLI = path.resolve('dist/cli/cli.js');
 
 export const PROCESS_ADMIN = { username: 'robust-admin', password: 'robust-admin-password' };
 

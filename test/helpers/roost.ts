@@ -6,7 +6,7 @@ import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { startRoost, type Roost } from '../../lib/roost.js';
+import { startRoost, type Roost } from '../../server/roost.js';
 import { createDevice } from '../../auth/admin.js';
 import { createApiToken } from '../../api/tokens.js';
 import { openTestDb, type BackendName } from './db.js';

@@ -15,7 +15,7 @@ describe('roost api as a separate process', () => {
   beforeAll(async () => {
     t = await startTestRoost('postgres', { env: { ROOST_SYS_INTERVAL_S: '1' } });
     apiPort = await freePort();
-    child = spawn('node', [path.resolve('dist/lib/cli.js'), 'api'], {
+    child = spawn('node', [path.resolve('dist/cli/cli.js'), 'api'], {
       env: { PATH: process.env.PATH, DATABASE_URL: t.env.DATABASE_URL, ROOST_API_PORT: String(apiPort), ROOST_API_HOST: '127.0.0.1', ROOST_LOG_LEVEL: 'warn', ROOST_BCRYPT_COST: '4' },
       stdio: 'ignore',
     });

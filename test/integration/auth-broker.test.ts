@@ -9,7 +9,7 @@ import { MqttClient, type IClientOptions } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addRule, createDevice, createRole, setEnabled, setPasswordHash, updateDevice } from '../../auth/admin.js';
 import { loadDevice } from '../../auth/store.js';
-import { runAuthCommand } from '../../lib/cli-auth.js';
+import { runAuthCommand } from '../../cli/auth.js';
 import { loadConfig } from '../../lib/config.js';
 import { BACKENDS } from '../helpers/db.js';
 import { collect, startTestRoost, type TestRoost } from '../helpers/roost.js';

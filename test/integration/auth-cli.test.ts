@@ -5,7 +5,7 @@ import { getDevice, listRules } from '../../auth/admin.js';
 import { isAuthError } from '../../auth/errors.js';
 import { PATTERN_ROLE } from '../../auth/import.js';
 import { loadDevice, loadRole } from '../../auth/store.js';
-import { AuthUsageError, runAuthCommand } from '../../lib/cli-auth.js';
+import { AuthUsageError, runAuthCommand } from '../../cli/auth.js';
 import { loadConfig } from '../../lib/config.js';
 import { migrate } from '../../lib/db/migrate.js';
 import { BACKENDS, openTestDb, type TestDb } from '../helpers/db.js';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTo, nodeApi, recorder, startTestCluster, waitFor, type TestCluster } from '../helpers/cluster.js';
 import { freePort } from '../helpers/services.js';
 
-const CLI = path.resolve('dist/lib/cli.js');
+const CLI = path.resolve('dist/cli/cli.js');
 
 function closedWithin(client: { once(event: 'close', fn: () => void): unknown }): Promise<number> {
   const started = Date.now();

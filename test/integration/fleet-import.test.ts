@@ -12,7 +12,7 @@ import type { MqttClient } from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config.js';
-import { runImportCommand } from '../../lib/cli-import.js';
+import { runImportCommand } from '../../cli/import.js';
 import { ImportError } from '../../auth/go-auth-import.js';
 import { createPostgresDatabase } from '../helpers/db.js';
 import { connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';

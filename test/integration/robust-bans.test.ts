@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import { runBanCommand } from '../../lib/cli-bans.js';
+import { runBanCommand } from '../../cli/bans.js';
 import { api, connectClient, startTestRoost, TEST_ADMIN, type TestRoost } from '../helpers/roost.js';
 import { connectBytes } from '../protocol/bytes.js';
 

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { NODE_FLAGS } from '../../lib/node-flags.js';
+import { NODE_FLAGS } from '../../cli/node-flags.js';
 
 const read = (file: string) => readFileSync(file, 'utf8');
 const flags = NODE_FLAGS.join(' ');
@@ -9,16 +9,16 @@ const flags = NODE_FLAGS.join(' ');
 describe('every way of launching Roost passes the same V8 flags', () => {
   it('npm start', () => {
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.start).toBe(`node ${flags} dist/lib/cli.js start`);
+    expect(pkg.scripts.start).toBe(`node ${flags} dist/cli/cli.js start`);
   });
 
-  it('the roost command (the shebang of lib/cli.ts, kept by tsc)', () => {
-    expect(read('lib/cli.ts').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+  it('the roost command (the shebang of cli/cli.ts, kept by tsc)', () => {
+    expect(read('cli/cli.ts').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
   });
 
   it('the Docker image', () => {
     const cmd = /^CMD (.*)$/m.exec(read('Dockerfile'))?.[1];
-    expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...NODE_FLAGS, 'dist/lib/cli.js', 'start']);
+    expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...NODE_FLAGS, 'dist/cli/cli.js', 'start']);
   });
 
   it('the flags take effect: under survivors the young generation grows past the default 32 MB', () => {

@@ -9,8 +9,8 @@
 import { parseArgs } from 'node:util';
 import { BanValueError, type BanKind } from '../broker/bans-list.js';
 import { addBan, listBans, removeBan } from '../broker/bans-store.js';
-import { AuthUsageError } from './cli-auth.js';
-import type { Db } from './db/index.js';
+import { AuthUsageError } from './auth.js';
+import type { Db } from '../lib/db/index.js';
 
 export const BAN_COMMANDS = ['ban'] as const;
 

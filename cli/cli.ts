@@ -5,13 +5,13 @@
  * makes an API token.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from './config.js';
-import { migrate } from './db/migrate.js';
-import { openConfiguredDb, startApiOnly, startRoost, StartupError } from './roost.js';
+import { ConfigError, loadConfig, type Config } from '../lib/config.js';
+import { migrate } from '../lib/db/migrate.js';
+import { openConfiguredDb, startApiOnly, startRoost, StartupError } from '../server/roost.js';
 import { createApiToken } from '../api/tokens.js';
-import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './cli-auth.js';
-import { IMPORT_COMMANDS, runImportCommand } from './cli-import.js';
-import { BAN_COMMANDS, runBanCommand } from './cli-bans.js';
+import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './auth.js';
+import { IMPORT_COMMANDS, runImportCommand } from './import.js';
+import { BAN_COMMANDS, runBanCommand } from './bans.js';
 import { ImportError } from '../auth/go-auth-import.js';
 import { AuthError } from '../auth/errors.js';
 

@@ -25,10 +25,10 @@ import { limitSettingsFrom } from '../broker/limits.js';
 import { ConnectionLimiter } from '../broker/limits-connections.js';
 import { startBans, type Bans } from '../broker/bans.js';
 import { startFlappingDetection } from '../broker/flapping.js';
-import type { Config } from './config.js';
-import { openDb, type Db } from './db/index.js';
-import { migrate } from './db/migrate.js';
-import { createLogger, type Logger } from './log.js';
+import type { Config } from '../lib/config.js';
+import { openDb, type Db } from '../lib/db/index.js';
+import { migrate } from '../lib/db/migrate.js';
+import { createLogger, type Logger } from '../lib/log.js';
 
 export class StartupError extends Error {
   readonly code = 'ROOST_ERR_STARTUP';

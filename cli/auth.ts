@@ -15,7 +15,7 @@
  *   roost role list
  *
  * Without --password a random password is generated and printed once. The database must be
- * migrated (lib/cli.ts does that before calling runAuthCommand).
+ * migrated (cli/cli.ts does that before calling runAuthCommand).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -38,8 +38,8 @@ import { PasswordHasher } from '../auth/credentials.js';
 import { AuthError } from '../auth/errors.js';
 import { importMosquitto } from '../auth/import.js';
 import { parseAclFile, parsePasswordFile } from '../auth/mosquitto.js';
-import type { Config } from './config.js';
-import type { Db } from './db/index.js';
+import type { Config } from '../lib/config.js';
+import type { Db } from '../lib/db/index.js';
 
 export interface AuthCommandContext {
   db: Db;

@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { emqxAccount, parseEmqxUsersFile, type EmqxHashSettings } from '../auth/emqx.js';
 import { readEmqxTables, readGoAuth, type SourceRead } from '../auth/go-auth.js';
 import { checkRow, importAccounts, ImportError, type AccountImportReport, type ImportedAccount } from '../auth/go-auth-import.js';
-import { AuthUsageError, type AuthCommandContext } from './cli-auth.js';
+import { AuthUsageError, type AuthCommandContext } from './auth.js';
 
 export const IMPORT_COMMANDS = ['import-go-auth', 'import-emqx'] as const;
 
