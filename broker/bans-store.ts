@@ -51,6 +51,15 @@ export async function removeBan(db: Queryable, id: string): Promise<Ban | undefi
   return res.rows[0] && banOf(res.rows[0]);
 }
 
+/**
+ * Deletes the flapping bans that have ended: they are made by the thousand on a busy broker and
+ * mean nothing once expired (bans made by a person stay, expired, for the record).
+ */
+export async function deleteEndedFlappingBans(db: Queryable): Promise<number> {
+  const res = await db.query(`DELETE FROM bans WHERE created_by = 'flapping' AND expires_at <= now()`);
+  return res.rowCount ?? 0;
+}
+
 /** The bans in force now. */
 export async function activeBans(db: Queryable): Promise<Ban[]> {
   const res = await db.query<BanRow>(`SELECT ${COLUMNS} FROM bans WHERE expires_at IS NULL OR expires_at > now() ORDER BY id`);

@@ -3,13 +3,13 @@
  * announced on BANS_CHANNEL, and every node then reloads it and closes the connected clients it now
  * matches. A CONNECT that matches is refused with CONNACK 5 (not authorized) before its password is
  * checked. The list is also reloaded every `reloadMs`, in case a notification was missed while the
- * database was away.
+ * database was away; each reload first deletes the flapping bans that have ended.
  */
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import { BanList, type Ban } from './bans-list.js';
-import { activeBans, addBan, BANS_CHANNEL, type NewBan } from './bans-store.js';
+import { activeBans, addBan, BANS_CHANNEL, deleteEndedFlappingBans, type NewBan } from './bans-store.js';
 import type { Metrics } from './metrics.js';
 import { ipOf } from './presence.js';
 
@@ -92,6 +92,7 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
     reloading = reloading.then(async () => {
       if (closed) return;
       try {
+        await deleteEndedFlappingBans(db);
         apply(await activeBans(db));
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot reload bans; keeping the current list');

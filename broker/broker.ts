@@ -20,6 +20,8 @@ import { cacheTopicMatches } from './match-cache.js';
 import { flattenReleases } from './mq-flat-release.js';
 import { publishFastLane } from './publish-fast-lane.js';
 import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
+import { raiseQlobberWordLimit } from './persistence/matching.js';
+import { MAX_TOPIC_LEVELS_CEILING } from '../lib/config.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
 export interface BrokerAuth {
@@ -102,7 +104,6 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     mq: opts.mq,
     ...(opts.limits && {
       connectTimeout: opts.limits.connectTimeoutMs,
-      maxTopicLevels: opts.limits.maxTopicLevels,
       maxInflightInbound: opts.limits.maxInflight,
     }),
     authorizePublish(client, packet, callback) {
@@ -119,6 +120,10 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     },
   };
   const broker = await Aedes.createBroker(options);
+  // Roost checks its own topic level limit (limits.ts: a filter over it gets SUBACK 0x80, where Aedes
+  // closes the connection); Aedes's check, capped at 100 levels, stays as the ceiling every matcher takes.
+  raiseQlobberWordLimit();
+  if (opts.limits) (broker as unknown as { maxTopicLevels: number }).maxTopicLevels = MAX_TOPIC_LEVELS_CEILING;
   cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
   flattenReleases((broker as unknown as { mq: unknown }).mq);
   // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).

@@ -5,7 +5,7 @@
  *   packet_size      parser: a remaining length above maxPacketBytes closes the connection before the body is read
  *   connect_timeout  Aedes connectTimeout: no CONNECT in time closes the connection (counted here)
  *   keepalive        Aedes closes after 1.5 × the keep-alive without a packet (MQTT-3.1.2-24; counted here)
- *   topic_levels     Aedes maxTopicLevels: closes the connection (counted here)
+ *   topic_levels     publish step: closes the connection; subscribe guard: SUBACK 0x80 for that filter
  *   inflight         Aedes maxInflightInbound: one more QoS 2 awaiting PUBREL closes the connection (counted here)
  *   topic_length     publish step: closes the connection; subscribe guard: SUBACK 0x80 for that filter
  *   payload_size     publish step: dropped like an ACL denial (QoS 1/2 acknowledged, neither delivered nor stored)
@@ -39,7 +39,7 @@ export type LimitName =
   | 'flapping';
 
 export interface LimitSettings {
-  /** Passed to Aedes as connectTimeout, maxTopicLevels and maxInflightInbound. */
+  /** Passed to Aedes as connectTimeout and maxInflightInbound. */
   connectTimeoutMs: number;
   maxTopicLevels: number;
   maxInflight: number;
@@ -281,6 +281,11 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
       reporter.hit('topic_length', { clientId: client.id, bytes: topicBytes }, 'connection closed');
       return new LimitExceeded('topic_length', `topic of ${topicBytes} bytes, limit ${settings.maxTopicLength}`);
     }
+    const levels = topicLevels(packet.topic);
+    if (levels > settings.maxTopicLevels) {
+      reporter.hit('topic_levels', { clientId: client.id, levels }, 'connection closed');
+      return new LimitExceeded('topic_levels', `topic of ${levels} levels, limit ${settings.maxTopicLevels}`);
+    }
     const payloadBytes = packet.payload?.length ?? 0;
     if (payloadBytes > settings.maxPayloadBytes) {
       reporter.hit('payload_size', { clientId: client.id, topic: packet.topic, bytes: payloadBytes }, 'publish dropped');
@@ -296,6 +301,11 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
     const topicBytes = Buffer.byteLength(sub.topic);
     if (topicBytes > settings.maxTopicLength) {
       reporter.hit('topic_length', { clientId: client.id, bytes: topicBytes }, 'subscription refused');
+      return done(null, null);
+    }
+    const levels = topicLevels(sub.topic);
+    if (levels > settings.maxTopicLevels) {
+      reporter.hit('topic_levels', { clientId: client.id, levels }, 'subscription refused');
       return done(null, null);
     }
     const held = (client as unknown as ClientInternals).subscriptions;
@@ -317,6 +327,13 @@ export function installLimits(broker: Aedes, settings: LimitSettings, metrics: M
   };
 
   return { reporter, checkPublish, guardSubscribe };
+}
+
+/** Levels of a topic name or filter: one more than its separators ("a//b" has three). */
+function topicLevels(topic: string): number {
+  let levels = 1;
+  for (let i = topic.indexOf('/'); i !== -1; i = topic.indexOf('/', i + 1)) levels++;
+  return levels;
 }
 
 /**

@@ -3,19 +3,24 @@
  * gives each client (lib/client.js), set up by the wrapped `broker.handle` for every listener.
  *   - every UTF-8 string the parser reads is checked before a packet is built (MQTT-1.5.3-1, -2);
  *   - an unsupported protocol level is answered with CONNACK 0x01 before the close (MQTT-3.1.2-2);
- *   - each parsed packet passes guardPacket() on its way to Aedes's handlers.
+ *   - a CONNECT with bytes its flags do not announce is closed without CONNACK (MQTT-3.1.2-18, -19);
+ *   - each parsed packet passes guardPacket() on its way to Aedes's handlers, where an acknowledgement
+ *     of another flow closes the connection (protocol-flows.ts).
  */
 import { isUtf8 } from 'node:buffer';
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { refusingConnack } from './protocol-connect.js';
 import { ProtocolViolation } from './protocol-errors.js';
+import { flowsOfConnection } from './protocol-flows.js';
 import type { PacketIds } from './protocol-packet-ids.js';
 import type { PublishFastLane } from './publish-fast-lane.js';
 
 /** A packet as mqtt-packet emits it (fields of the types this layer looks at). */
 interface ParsedPacket {
   cmd: string;
+  /** Remaining length: the bytes after the fixed header. */
+  length?: number;
   qos?: number;
   retain?: boolean;
   messageId?: number;
@@ -40,6 +45,7 @@ interface Parser extends EventEmitter {
   error: Error | null;
   packet: ParsedPacket;
   _parseString(): string | null;
+  _parseConnect(): unknown;
   _emitError(err: Error): void;
 }
 
@@ -113,6 +119,22 @@ function readNumbersInPlace(list: BufferList): void {
 }
 
 /**
+ * MQTT-3.1.2-18, -19, MQTT-4.8.0-1: mqtt-packet reads the fields the CONNECT flags announce and
+ * leaves the rest (e.g. a user name sent with the user name flag 0), which Aedes never sees.
+ */
+function refuseConnectLeftovers(parser: Parser): void {
+  const parseConnect = parser._parseConnect;
+  parser._parseConnect = function parseWholeConnect(this: Parser) {
+    const packet = parseConnect.call(this);
+    if (packet !== undefined && !this.error && this._pos < (this.packet.length ?? 0)) {
+      this._emitError(new ProtocolViolation('ROOST_ERR_CONNECT_PAYLOAD'));
+      return undefined;
+    }
+    return packet;
+  };
+}
+
+/**
  * MQTT-3.1.2-2: mqtt-packet fails a CONNECT whose level is not 3, 4 or 5 and Aedes closes without a
  * word; the client is owed CONNACK 0x01 first. Runs before Aedes's own error listener closes.
  */
@@ -128,7 +150,9 @@ function answerUnsupportedLevel(client: AedesClientInternals): void {
 
 export function guardConnection(client: AedesClientInternals, ids: PacketIds, fastLane?: PublishFastLane): void {
   const parser = client._parser;
+  const flows = flowsOfConnection(client.conn);
   checkStrings(parser);
+  refuseConnectLeftovers(parser);
   readNumbersInPlace(parser._list);
   answerUnsupportedLevel(client);
 
@@ -183,7 +207,15 @@ export function guardConnection(client: AedesClientInternals, ids: PacketIds, fa
       parser.emit('error', violation);
       return;
     }
-    if ((packet.cmd === 'puback' || packet.cmd === 'pubcomp') && packet.messageId !== undefined) ids.release(packet.messageId);
+    const ack = packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubcomp' ? packet.cmd : undefined;
+    if (ack && packet.messageId !== undefined) {
+      const wrongAck = flows.acknowledged(ack, packet.messageId);
+      if (wrongAck) {
+        parser.emit('error', wrongAck);
+        return;
+      }
+      if (ack !== 'pubrec') ids.release(packet.messageId);
+    }
     dispatch(packet);
   });
 }

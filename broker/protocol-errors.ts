@@ -16,6 +16,8 @@ export const PROTOCOL_VIOLATIONS = {
   ROOST_ERR_EMPTY_SUBSCRIBE: { statement: 'MQTT-3.8.3-3', message: 'SUBSCRIBE without a topic filter' },
   ROOST_ERR_EMPTY_UNSUBSCRIBE: { statement: 'MQTT-3.10.3-2', message: 'UNSUBSCRIBE without a topic filter' },
   ROOST_ERR_PACKET_ID_ZERO: { statement: 'MQTT-2.3.1-1', message: 'packet identifier 0' },
+  ROOST_ERR_WRONG_ACK: { statement: 'MQTT-4.3.2-2', message: 'acknowledgement of another flow (PUBACK for QoS 1, PUBREC then PUBCOMP for QoS 2)' },
+  ROOST_ERR_CONNECT_PAYLOAD: { statement: 'MQTT-3.1.2-18', message: 'CONNECT payload holds fields its flags do not announce' },
 } as const satisfies Record<string, { statement: string; message: string; returnCode?: number }>;
 
 export type ProtocolViolationCode = keyof typeof PROTOCOL_VIOLATIONS;

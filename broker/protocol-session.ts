@@ -1,5 +1,5 @@
 /**
- * Session Present for resumed sessions [MQTT-3.2.2-1, -2, -3].
+ * Session Present for resumed sessions [MQTT-3.2.2-1, -2, -3], and never for MQTT 3.1 clients.
  *
  * Aedes 1.2 (lib/handlers/connect.js, restoreSubs) answers Session Present = !!subscriptions, so a
  * clean-session-0 client whose stored session holds no subscription is told it has none. No Aedes
@@ -53,8 +53,9 @@ type WriteFn = (chunk: unknown, encoding?: unknown, callback?: unknown) => boole
  * Sets Session Present in the CONNACK Aedes writes next on this connection, when it accepts the
  * client (return code 0; MQTT-3.2.2-4 keeps it 0 otherwise). The CONNACK is the first thing a server
  * writes (MQTT-3.2.0-1), 4 bytes that mqtt-packet writes in pieces: hold them, fix byte 2, write once.
+ * MQTT 3.1 (protocol level 3) has no Session Present flag: its byte is always 0, so `present` is false.
  */
-export function setSessionPresentOnConnack(conn: Writable): void {
+export function setSessionPresentOnConnack(conn: Writable, present = true): void {
   const target = conn as unknown as { write: WriteFn };
   const write = target.write;
   const pieces: Buffer[] = [];
@@ -70,7 +71,7 @@ export function setSessionPresentOnConnack(conn: Writable): void {
 
     target.write = write;
     const bytes = Buffer.concat(pieces);
-    if (bytes[0] === 0x20 && bytes[1] === 0x02 && bytes[3] === 0x00) bytes[2] = 0x01;
+    if (bytes[0] === 0x20 && bytes[1] === 0x02 && bytes[3] === 0x00) bytes[2] = present ? 0x01 : 0x00;
     return write.call(this, bytes, (err?: Error | null) => {
       for (const done of callbacks) done(err);
     });

@@ -10,15 +10,20 @@
  *     client.deliverQoS  retained $-topics kept from # and +/… filters                protocol-dollar-topics.ts
  *   persistence methods  $-topics kept out of # queues; resent identifiers in flight  (below)
  *   connackSent event    records a clean-session-0 session, so a resumed one gets      protocol-session.ts
- *                        Session Present 1 (set in the CONNACK bytes)
+ *                        Session Present 1 (set in the CONNACK bytes; 0 for MQTT 3.1)
+ *   outgoingStream       a resent PUBLISH carries DUP=1                                 (below)
+ *   writeToStream        what each identifier sent is owed; other acks close           protocol-flows.ts
  */
+import { Readable } from 'node:stream';
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from '../lib/log.js';
 import { connectViolation, refusingConnack } from './protocol-connect.js';
 import { keepDollarTopicsFromWildcards, keepDollarTopicsOutOfWildcardQueues } from './protocol-dollar-topics.js';
 import { guardConnection, type AedesClientInternals } from './protocol-connection.js';
 import type { ProtocolViolation } from './protocol-errors.js';
+import { trackOutgoingFlows } from './protocol-flows.js';
 import { PacketIds, replaceAedesPacketIds } from './protocol-packet-ids.js';
+import { mqttPacket } from './mqtt-packet.js';
 import type { PublishFastLane } from './publish-fast-lane.js';
 import { SessionMarkers, setSessionPresentOnConnack, type IncomingStore } from './protocol-session.js';
 
@@ -31,6 +36,7 @@ export interface ProtocolGuardOptions {
 /** The Aedes persistence methods this layer uses (the Aedes types leave `persistence` untyped). */
 interface Persistence extends IncomingStore {
   outgoingUpdate(client: Client, packet: { messageId?: number }): Promise<unknown>;
+  outgoingStream(client: Client): AsyncIterable<StoredPacket>;
   subscriptionsByTopic(topic: string): Promise<Array<{ topic: string }>>;
 }
 
@@ -43,6 +49,7 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
   if (!/^1\./.test(version)) throw new Error(`broker/protocol.ts was written for Aedes 1.x, not ${version}`);
   guarded.add(broker);
 
+  trackOutgoingFlows(mqttPacket as unknown as Parameters<typeof trackOutgoingFlows>[0]);
   const persistence = (broker as unknown as { persistence: Persistence }).persistence;
   const sessions = new SessionMarkers(persistence);
   const resumed = new WeakSet<Client>();
@@ -53,10 +60,13 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
     const violation = connectViolation(packet);
     if (violation) return refuse(client, violation, callback);
     if (packet.clean) return previousPreConnect.call(broker, client, packet, callback);
+    // MQTT 3.1: the CONNACK's first byte is reserved, 0 even for a resumed session (Aedes sets it).
+    const mqtt31 = packet.protocolVersion === 3;
+    if (mqtt31) setSessionPresentOnConnack(client.conn, false);
     sessions.exists(packet.clientId).then((exists) => {
       if (exists) {
         resumed.add(client);
-        setSessionPresentOnConnack(client.conn);
+        if (!mqtt31) setSessionPresentOnConnack(client.conn);
       }
       previousPreConnect.call(broker, client, packet, callback);
     });
@@ -81,12 +91,29 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
 
   keepDollarTopicsOutOfWildcardQueues(persistence);
 
+  // MQTT-3.3.1-1: a PUBLISH sent before and not acknowledged (it has its identifier) goes again with
+  // DUP=1; Aedes re-sends it as stored, DUP=0. One queued while the client was away is new: DUP=0.
+  const outgoingStream = persistence.outgoingStream;
+  persistence.outgoingStream = function markRedelivered(this: Persistence, client) {
+    return Readable.from(withDupOnResent(outgoingStream.call(this, client)));
+  };
+
   // A resumed session re-sends its stored packets with their identifiers: those are in flight too.
   const outgoingUpdate = persistence.outgoingUpdate;
   persistence.outgoingUpdate = function markResent(this: Persistence, client, packet) {
     if (packet.messageId !== undefined) packetIds.get(client)?.markInFlight(packet.messageId);
     return outgoingUpdate.call(this, client, packet);
   };
+}
+
+interface StoredPacket {
+  cmd: string;
+  messageId?: number;
+  dup?: boolean;
+}
+
+async function* withDupOnResent(stored: AsyncIterable<StoredPacket>): AsyncGenerator<StoredPacket> {
+  for await (const packet of stored) yield packet.cmd === 'publish' && packet.messageId ? { ...packet, dup: true } : packet;
 }
 
 /** CONNACK with the violation's return code when it has one, then Aedes closes the connection. */

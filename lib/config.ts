@@ -16,6 +16,12 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The highest ROOST_MAX_TOPIC_LEVELS: every topic matcher in the broker (qlobber) walks a topic one
+ * level per recursive call, and 20,000 levels overflow the stack (broker/persistence/matching.ts).
+ */
+export const MAX_TOPIC_LEVELS_CEILING = 4096;
+
 const port = z.coerce.number().int().min(0, 'must be a port number 0-65535').max(65535, 'must be a port number 0-65535');
 /** A listener port, or "off" to not start that listener. */
 const listenerPort = z.union([z.literal('off'), port]);
@@ -159,12 +165,16 @@ export const SETTINGS = {
   ROOST_MAX_PACKET_BYTES: [z.coerce.number().int().min(64).max(268_435_455), 1_048_576, 'Largest MQTT packet accepted; a client announcing a larger one is disconnected before it is read'],
   ROOST_MAX_PAYLOAD_BYTES: [positiveInt, 262_144, 'Largest PUBLISH payload delivered and stored; a larger one is dropped like an ACL denial (QoS 1/2 acknowledged, neither delivered nor stored)'],
   ROOST_MAX_TOPIC_LENGTH: [z.coerce.number().int().min(1).max(65_535), 1024, 'Longest topic name or filter in bytes: a longer PUBLISH topic disconnects the client, a longer filter gets SUBACK 0x80'],
-  ROOST_MAX_TOPIC_LEVELS: [z.coerce.number().int().min(1).max(100), 32, 'Most levels in a topic name or filter; more disconnect the client'],
+  ROOST_MAX_TOPIC_LEVELS: [
+    z.coerce.number().int().min(1).max(MAX_TOPIC_LEVELS_CEILING),
+    200,
+    `Most levels in a topic name or filter (up to ${MAX_TOPIC_LEVELS_CEILING}): a PUBLISH topic with more disconnects the client, a filter with more gets SUBACK 0x80`,
+  ],
   ROOST_MAX_SUBSCRIPTIONS: [positiveInt, 1000, 'Most subscriptions one client may hold; a filter beyond it gets SUBACK 0x80'],
   ROOST_MAX_INFLIGHT: [positiveInt, 1000, 'Incoming QoS 2 publishes of one client awaiting PUBREL; one more disconnects it'],
   ROOST_MAX_SESSION_QUEUE: [positiveInt, 1000, 'QoS 1/2 messages queued for one persistent session (sent and unacknowledged, or waiting while offline); when full, new messages for that session are dropped and counted'],
   ROOST_MAX_CLIENT_BUFFER_BYTES: [positiveInt, 8_388_608, 'Bytes written to a client and not yet taken by its socket (it stopped reading): beyond this its QoS 0 messages are dropped and a QoS 1/2 delivery disconnects it'],
-  ROOST_FLAPPING_MAX: [nonNegativeInt, 15, 'Disconnections of one client id within ROOST_FLAPPING_WINDOW_S that ban it for ROOST_FLAPPING_BAN_S (0: no flapping detection)'],
+  ROOST_FLAPPING_MAX: [nonNegativeInt, 0, 'Disconnections of one client id within ROOST_FLAPPING_WINDOW_S that ban it for ROOST_FLAPPING_BAN_S; 0 (the default, as in EMQX) turns flapping detection off, e.g. 15 turns it on'],
   ROOST_FLAPPING_WINDOW_S: [positiveInt, 60, 'Window of the flapping detection'],
   ROOST_FLAPPING_BAN_S: [positiveInt, 300, 'How long a flapping client id is banned'],
   // Webhooks

@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { AedesPublishPacket } from 'aedes';
+import { topicMatches } from '../../auth/acl.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
@@ -32,7 +33,9 @@ const retainedRoutes: FastifyPluginAsync = async (app) => {
     if (!broker) throw new ApiErrors.brokerAbsent();
     const out: AedesPublishPacket[] = [];
     const store = (broker as unknown as { persistence: RetainedStore }).persistence;
-    for await (const packet of store.createRetainedStreamCombi([filter])) out.push(packet);
+    // Each session store's own matching answers; MQTT's rules (auth/acl.ts) have the last word, so
+    // '#' lists no '$' topic whichever store holds them.
+    for await (const packet of store.createRetainedStreamCombi([filter])) if (topicMatches(filter, packet.topic)) out.push(packet);
     return out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
   }
   const view = (p: AedesPublishPacket) => ({ topic: p.topic, qos: p.qos, ...livePayload(Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload)) });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topicMatches } from '../../auth/acl.js';
 import { topicCondition } from '../../api/topic-sql.js';
 import { BACKENDS, openTestDb, type TestDb } from '../helpers/db.js';
+import { TOPIC_CASES } from '../protocol/topic-cases.js';
 
 const TOPICS = [
   'sensors/a/temp', 'sensors/b/temp', 'sensors/a/hum', 'sensors/temp', 'sensors', 'sensors/a/temp/raw',
@@ -51,6 +52,15 @@ describe.each(BACKENDS)('topic filter translation on %s', (backend) => {
     // The same answer as the broker's own matching.
     expect(selected).toEqual(TOPICS.filter((topic) => topicMatches(filter, topic)).sort());
   });
+
+  it.each(TOPIC_CASES.map(([f, topic, m]) => [f, JSON.stringify(topic), m, topic] as const))(
+    'the shared matching table: %s against %s matches: %s',
+    async (filter, _shown, matches, topic) => {
+      const c = topicCondition('topic', filter, 1);
+      const res = await t.db.query<{ hit: boolean }>(`SELECT (${c.sql.replace('$1', '$2')}) AS hit FROM (SELECT $1::text AS topic) x`, [topic, c.param]);
+      expect(res.rows[0].hit).toBe(matches);
+    },
+  );
 
   it('refuses an invalid filter instead of guessing', () => {
     expect(() => topicCondition('topic', 'a/#/b', 1)).toThrow(/not a valid MQTT topic filter/);

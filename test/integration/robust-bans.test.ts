@@ -127,6 +127,18 @@ describe('bans', () => {
     expect(bans.find((x) => x.value === 'flapper')).toMatchObject({ created_by: 'flapping', reason: expect.stringContaining('flapping') });
     await new Promise((r) => setTimeout(r, 2000));
     expect(await connackCode(a, 'flapper')).toBe(0);
+    // Ended, the flapping ban is deleted at the next reload: it does not outlive itself in the database.
+    await a.roost.bans.reload();
+    const all = (await api(a, 'GET', '/api/bans?include_expired=true')).body.items as Array<{ value: string }>;
+    expect(all.map((x) => x.value)).not.toContain('flapper');
+  });
+
+  it('does not ban a client id that reconnects many times when ROOST_FLAPPING_MAX is left at its default (off)', async () => {
+    for (let i = 0; i < 20; i++) expect(await connackCode(b, 'ci-job-reconnecting')).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await connackCode(b, 'ci-job-reconnecting')).toBe(0);
+    const all = (await api(b, 'GET', '/api/bans?include_expired=true')).body.items as Array<{ value: string }>;
+    expect(all.map((x) => x.value)).not.toContain('ci-job-reconnecting');
   });
 
   it('bans and unbans from the command line', async () => {

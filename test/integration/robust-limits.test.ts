@@ -129,6 +129,18 @@ describe('limits on one connection', () => {
     await eventually(async () => (await hits(t, 'topic_levels')) === before + 1);
   });
 
+  it('answers a SUBSCRIBE filter of more than ROOST_MAX_TOPIC_LEVELS levels with SUBACK 0x80 for that filter and keeps the connection', async () => {
+    const before = await hits(t, 'topic_levels');
+    const client = await connectOk(t, 'mqtt', { clientId: uniqueId('filter-levels') });
+    client.send(subscribeBytes(1, [['a/+/c/d/#', 1], ['a/+/c/#', 1], ['a//c/d', 0]]));
+    expect((await client.next()).bytes).toEqual(Buffer.from([0x90, 0x05, 0x00, 0x01, 0x80, 0x01, 0x00]));
+    client.send(publishBytes('a/b/c', 'still served', { qos: 1, messageId: 2 }));
+    const got = [await client.next(), await client.next()].map((r) => r.packet.cmd).sort();
+    expect(got).toEqual(['puback', 'publish']);
+    expect(await hits(t, 'topic_levels')).toBe(before + 1);
+    client.end();
+  });
+
   it('grants at most ROOST_MAX_SUBSCRIPTIONS filters per client; resubscribing a held one still works', async () => {
     const before = await hits(t, 'subscriptions');
     const client = await connectOk(t, 'mqtt', { clientId: uniqueId('subs') });

@@ -1,0 +1,68 @@
+/**
+ * Acknowledgements that belong to another flow [MQTT-4.3.2-2, MQTT-4.3.3-2, MQTT-4.8.0-1].
+ *
+ * Aedes 1.2 takes any acknowledgement for any identifier it has in flight: a PUBREC for a QoS 1
+ * PUBLISH is even answered with a PUBREL. Roost notes what it sent under each identifier (QoS 1
+ * PUBLISH: PUBACK is owed; QoS 2 PUBLISH: PUBREC; PUBREL: PUBCOMP) and closes a client whose
+ * acknowledgement does not fit. An identifier with nothing noted goes to Aedes as before.
+ */
+import { ProtocolViolation } from './protocol-errors.js';
+
+type Ack = 'puback' | 'pubrec' | 'pubcomp';
+
+/** A packet as mqtt-packet writes it (the fields read here). */
+interface WrittenPacket {
+  cmd: string;
+  qos?: number;
+  messageId?: number;
+}
+
+/** What one client owes Roost for each identifier Roost sent it. */
+export class OutgoingFlows {
+  readonly #owed = new Map<number, Ack>();
+
+  sent(packet: WrittenPacket): void {
+    if (packet.messageId === undefined) return;
+    if (packet.cmd === 'pubrel') this.#owed.set(packet.messageId, 'pubcomp');
+    else if (packet.cmd === 'publish' && (packet.qos ?? 0) > 0) this.#owed.set(packet.messageId, packet.qos === 1 ? 'puback' : 'pubrec');
+  }
+
+  /** The violation an acknowledgement from the client commits, if any; a fitting one ends the step. */
+  acknowledged(cmd: Ack, messageId: number): ProtocolViolation | undefined {
+    const owed = this.#owed.get(messageId);
+    if (owed === undefined) return undefined;
+    // A PUBREC repeated while Roost's PUBREL is on its way, or after it, only gets the PUBREL again.
+    if (cmd === 'pubrec' && owed === 'pubcomp') return undefined;
+    if (cmd !== owed) return new ProtocolViolation('ROOST_ERR_WRONG_ACK');
+    if (cmd !== 'pubrec') this.#owed.delete(messageId); // after a PUBREC, the PUBREL Roost writes notes PUBCOMP
+    return undefined;
+  }
+}
+
+type WriteToStream = (packet: WrittenPacket, stream: object, opts?: unknown) => boolean;
+
+const flowsOf = new WeakMap<object, OutgoingFlows>();
+let tracking = false;
+
+/**
+ * Notes every QoS 1/2 PUBLISH and PUBREL written through mqtt-packet (Aedes's write.js and Roost's
+ * own writers both use its writeToStream) on the flows of the connection it is written to.
+ */
+export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream }): void {
+  if (tracking) return;
+  tracking = true;
+  const writeToStream = mqttPacket.writeToStream;
+  mqttPacket.writeToStream = function writeToStreamNoted(packet, stream, opts) {
+    if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
+    return writeToStream(packet, stream, opts);
+  };
+  // mqtt-packet's own setting on the function (writeToStream.cacheNumbers) stays reachable.
+  Object.defineProperty(mqttPacket.writeToStream, 'cacheNumbers', Object.getOwnPropertyDescriptor(writeToStream, 'cacheNumbers') ?? { value: true });
+}
+
+/** The flows of one connection, noted from its first write on. */
+export function flowsOfConnection(conn: object): OutgoingFlows {
+  const flows = new OutgoingFlows();
+  flowsOf.set(conn, flows);
+  return flows;
+}
