@@ -1,7 +1,7 @@
 /**
  * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
  *   listeners.ts → Aedes parses it → authorizePublish runs publishSteps in order:
- *     (topic names were already checked for UTF-8 and U+0000 as they were parsed: protocol.ts)
+ *     (topic names were already checked for UTF-8 and U+0000 as they were parsed: aedes/protocol-guards.ts)
  *     1. checkLimits   (limits.ts: topic length closes the connection; an oversized payload is dropped)
  *     2. checkAcl      (auth/: may this device write this topic?)
  *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
@@ -10,16 +10,16 @@
  * A non-retained QoS 0 PUBLISH takes the same steps through publish-fast-lane.ts, past Aedes's queues.
  * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
-import './mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
+import './aedes/mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
-import { installProtocolGuards } from './protocol.js';
+import { installProtocolGuards } from './aedes/protocol-guards.js';
 import { installLimits, type BrokerLimits, type LimitSettings } from './limits.js';
-import { cacheTopicMatches } from './match-cache.js';
-import { flattenReleases } from './mq-flat-release.js';
-import { publishFastLane } from './publish-fast-lane.js';
-import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
+import { cacheTopicMatches } from './aedes/match-cache.js';
+import { flattenReleases } from './aedes/mq-flat-release.js';
+import { publishFastLane } from './aedes/publish-fast-lane.js';
+import { acknowledgeQos1AfterPublish } from './aedes/qos1-ack-after-publish.js';
 import { raiseQlobberWordLimit } from './persistence/matching.js';
 import { MAX_TOPIC_LEVELS_CEILING } from '../lib/config.js';
 
@@ -128,7 +128,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   flattenReleases((broker as unknown as { mq: unknown }).mq);
   // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).
   acknowledgeQos1AfterPublish(broker);
-  // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/protocol.ts).
+  // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/aedes/protocol-guards.ts).
   installProtocolGuards(broker, { log, publishFastLane: publishFastLane(broker) });
   if (opts.limits) {
     limits = installLimits(broker, opts.limits, metrics, log);

@@ -20,7 +20,7 @@ import { topicMatches } from '../auth/acl.js';
 import type { Config } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
-import { mqttPacket } from './mqtt-packet.js';
+import { mqttPacket } from './aedes/mqtt-packet.js';
 import { unsentBytes } from './write-coalescing.js';
 
 export type LimitName =

@@ -9,7 +9,7 @@ import { ensureFirstAdminToken } from '../api/tokens.js';
 import { createRoostBroker } from '../broker/broker.js';
 import { startListeners, type ListenerName } from '../broker/listeners.js';
 import { createMetrics, type Metrics } from '../broker/metrics.js';
-import { createSessionStore } from '../broker/session-store.js';
+import { createSessionStore } from '../broker/aedes/session-store.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { createPresence, type Presence } from '../broker/presence.js';
 import { joinCluster } from '../broker/cluster.js';

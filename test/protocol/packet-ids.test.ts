@@ -1,6 +1,7 @@
-/** Outgoing packet identifiers (broker/protocol-packet-ids.ts): from 1, wrapping, never one in flight. */
+/** Outgoing packet identifiers (broker/protocol/packet-ids.ts, broker/aedes/packet-ids.ts): from 1, wrapping, never one in flight. */
 import { describe, expect, it } from 'vitest';
-import { PacketIds, replaceAedesPacketIds } from '../../broker/protocol-packet-ids.js';
+import { replaceAedesPacketIds } from '../../broker/aedes/packet-ids.js';
+import { PacketIds } from '../../broker/protocol/packet-ids.js';
 
 describe('PacketIds', () => {
   it('counts up from 1', () => {

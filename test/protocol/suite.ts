@@ -1,6 +1,6 @@
 /** Shared steps of the MQTT 3.1.1 raw-socket suite (test/integration/protocol-*.test.ts). */
 import { expect } from 'vitest';
-import { installProtocolGuards } from '../../broker/protocol.js';
+import { installProtocolGuards } from '../../broker/aedes/protocol-guards.js';
 import type { BackendName } from '../helpers/db.js';
 import { TEST_ADMIN, startTestRoost, type TestRoost } from '../helpers/roost.js';
 import { DISCONNECT, ackBytes, connack, connectBytes, publishBytes, subscribeBytes, type RawConnect } from './bytes.js';

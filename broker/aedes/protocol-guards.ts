@@ -2,30 +2,32 @@
  * MQTT 3.1.1 where Aedes 1.2 is lenient. Each rule sits where Aedes lets it in, and each correction
  * names the Aedes behaviour it replaces so it can go when Aedes fixes it:
  *
- *   preConnect hook      client identifier, protocol name/level, CONNECT flags, will  protocol-connect.ts
+ *   preConnect hook      client identifier, protocol name/level, CONNECT flags, will  ../protocol/connect.ts
  *   wrapped handle():
- *     client's parser    UTF-8 strings, protocol level 0x01, empty SUBSCRIBE/          protocol-connection.ts
+ *     client's parser    UTF-8 strings, protocol level 0x01, empty SUBSCRIBE/          connection-guards.ts
  *                        UNSUBSCRIBE, packet identifier 0, retained ordering
- *     client._nextId     outgoing packet identifiers from 1, skipping those in flight  protocol-packet-ids.ts
- *     client.deliverQoS  retained $-topics kept from # and +/… filters                protocol-dollar-topics.ts
+ *     client._nextId     outgoing packet identifiers from 1, skipping those in flight  packet-ids.ts
+ *     client.deliverQoS  retained $-topics kept from # and +/… filters                dollar-topics.ts
  *   persistence methods  $-topics kept out of # queues; resent identifiers in flight  (below)
- *   connackSent event    records a clean-session-0 session, so a resumed one gets      protocol-session.ts
+ *   connackSent event    records a clean-session-0 session, so a resumed one gets      ../protocol/session-markers.ts
  *                        Session Present 1 (set in the CONNACK bytes; 0 for MQTT 3.1)
  *   outgoingStream       a resent PUBLISH carries DUP=1                                 (below)
- *   writeToStream        what each identifier sent is owed; other acks close           protocol-flows.ts
+ *   writeToStream        what each identifier sent is owed; other acks close           outgoing-flows.ts
  */
 import { Readable } from 'node:stream';
 import type { Aedes, Client } from 'aedes';
-import type { Logger } from '../lib/log.js';
-import { connectViolation, refusingConnack } from './protocol-connect.js';
-import { keepDollarTopicsFromWildcards, keepDollarTopicsOutOfWildcardQueues } from './protocol-dollar-topics.js';
-import { guardConnection, type AedesClientInternals } from './protocol-connection.js';
-import type { ProtocolViolation } from './protocol-errors.js';
-import { trackOutgoingFlows } from './protocol-flows.js';
-import { PacketIds, replaceAedesPacketIds } from './protocol-packet-ids.js';
+import type { Logger } from '../../lib/log.js';
+import { connectViolation, refusingConnack } from '../protocol/connect.js';
+import { keepDollarTopicsFromWildcards, keepDollarTopicsOutOfWildcardQueues } from './dollar-topics.js';
+import { guardConnection, type AedesClientInternals } from './connection-guards.js';
+import type { ProtocolViolation } from '../protocol/errors.js';
+import { trackOutgoingFlows } from './outgoing-flows.js';
+import { PacketIds } from '../protocol/packet-ids.js';
+import { replaceAedesPacketIds } from './packet-ids.js';
 import { mqttPacket } from './mqtt-packet.js';
 import type { PublishFastLane } from './publish-fast-lane.js';
-import { SessionMarkers, setSessionPresentOnConnack, type IncomingStore } from './protocol-session.js';
+import { SessionMarkers, type IncomingStore } from '../protocol/session-markers.js';
+import { setSessionPresentOnConnack } from './connack.js';
 
 export interface ProtocolGuardOptions {
   log: Logger;
@@ -46,7 +48,7 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
   if (guarded.has(broker)) return;
   // The layer reads Aedes 1.x internals (lib/client.js); a new major must be checked against it first.
   const version = (broker as unknown as { version: string }).version;
-  if (!/^1\./.test(version)) throw new Error(`broker/protocol.ts was written for Aedes 1.x, not ${version}`);
+  if (!/^1\./.test(version)) throw new Error(`broker/aedes/protocol-guards.ts was written for Aedes 1.x, not ${version}`);
   guarded.add(broker);
 
   trackOutgoingFlows(mqttPacket as unknown as Parameters<typeof trackOutgoingFlows>[0]);

@@ -6,7 +6,7 @@
  * Aedes corrects that only for $SYS/ in the offline queue (aedes.js, removeSharp) and not at all for
  * the retained messages a new subscription gets. Roost corrects both, for every $-topic.
  */
-import { topicMatches } from '../auth/acl.js';
+import { topicMatches } from '../../auth/acl.js';
 
 type Deliver = (packet: { topic: string }, callback: () => void) => void;
 

@@ -5,30 +5,17 @@
  *   - an unsupported protocol level is answered with CONNACK 0x01 before the close (MQTT-3.1.2-2);
  *   - a CONNECT with bytes its flags do not announce is closed without CONNACK (MQTT-3.1.2-18, -19);
  *   - each parsed packet passes guardPacket() on its way to Aedes's handlers, where an acknowledgement
- *     of another flow closes the connection (protocol-flows.ts).
+ *     of another flow closes the connection (../protocol/flows.ts).
  */
 import { isUtf8 } from 'node:buffer';
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { refusingConnack } from './protocol-connect.js';
-import { ProtocolViolation } from './protocol-errors.js';
-import { flowsOfConnection } from './protocol-flows.js';
-import type { PacketIds } from './protocol-packet-ids.js';
+import { refusingConnack } from '../protocol/connect.js';
+import { ProtocolViolation } from '../protocol/errors.js';
+import { packetViolation, type ParsedPacket } from '../protocol/packets.js';
+import { flowsOfConnection } from './outgoing-flows.js';
+import type { PacketIds } from '../protocol/packet-ids.js';
 import type { PublishFastLane } from './publish-fast-lane.js';
-
-/** A packet as mqtt-packet emits it (fields of the types this layer looks at). */
-interface ParsedPacket {
-  cmd: string;
-  /** Remaining length: the bytes after the fixed header. */
-  length?: number;
-  qos?: number;
-  retain?: boolean;
-  messageId?: number;
-  protocolId?: string;
-  protocolVersion?: number;
-  subscriptions?: unknown[];
-  unsubscriptions?: unknown[];
-}
 
 /** The bl 6 BufferList internals read here: its buffers, the first starting at offset 0. */
 interface BufferList {
@@ -62,22 +49,6 @@ export interface AedesClientInternals {
 }
 
 type Enqueue = (this: Parser, packet: ParsedPacket) => void;
-
-/** Statements whose packets must carry a non-zero packet identifier (MQTT-2.3.1-1). */
-function needsPacketId(packet: ParsedPacket): boolean {
-  return packet.cmd === 'subscribe' || packet.cmd === 'unsubscribe' || packet.cmd === 'pubrel' || (packet.cmd === 'publish' && (packet.qos ?? 0) > 0);
-}
-
-/** The rule a parsed packet breaks that neither mqtt-packet nor Aedes checks, or undefined. */
-export function packetViolation(packet: ParsedPacket): ProtocolViolation | undefined {
-  // MQTT-3.8.3-3, MQTT-3.10.3-2: Aedes answers an empty SUBSCRIBE with an empty SUBACK and an empty
-  // UNSUBSCRIBE with an UNSUBACK.
-  if (packet.cmd === 'subscribe' && packet.subscriptions?.length === 0) return new ProtocolViolation('ROOST_ERR_EMPTY_SUBSCRIBE');
-  if (packet.cmd === 'unsubscribe' && packet.unsubscriptions?.length === 0) return new ProtocolViolation('ROOST_ERR_EMPTY_UNSUBSCRIBE');
-  // MQTT-2.3.1-1: Aedes uses identifier 0 like any other (and 0 is protocol-session.ts's marker).
-  if (packet.messageId === 0 && needsPacketId(packet)) return new ProtocolViolation('ROOST_ERR_PACKET_ID_ZERO');
-  return undefined;
-}
 
 /**
  * MQTT-1.5.3-1, -2: mqtt-packet decodes strings with Buffer#toString, which turns ill-formed UTF-8

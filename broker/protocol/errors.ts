@@ -1,5 +1,5 @@
 /**
- * The protocol violations Roost refuses where Aedes 1.2 is lenient (broker/protocol.ts), each
+ * The protocol violations Roost refuses where Aedes 1.2 is lenient (applied by broker/aedes/protocol-guards.ts), each
  * defined once with a stable code and the MQTT 3.1.1 statement it enforces. Raising one on a
  * connection closes it; the client sees the close (or the CONNACK return code), the log the message.
  */

@@ -6,9 +6,9 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import type { AedesOptions } from 'aedes';
-import type { Db } from '../lib/db/index.js';
-import type { Logger } from '../lib/log.js';
-import { createSqlPersistence } from './persistence/sql-persistence.js';
+import type { Db } from '../../lib/db/index.js';
+import type { Logger } from '../../lib/log.js';
+import { createSqlPersistence } from '../persistence/sql-persistence.js';
 
 const require = createRequire(import.meta.url);
 

@@ -3,14 +3,24 @@
  * The parser (mqtt-packet) already closes on a reserved flag (MQTT-3.1.2-3) and on will QoS/retain
  * without the will flag (MQTT-3.1.2-11, -13); Aedes answers protocol level 5 with CONNACK 0x01.
  */
-import type { ConnectPacket } from 'aedes';
-import { ProtocolViolation } from './protocol-errors.js';
+import { ProtocolViolation } from './errors.js';
+
+/** The CONNECT fields these rules read, as the parser gives them. */
+export interface ConnectFields {
+  protocolId?: string;
+  protocolVersion?: number;
+  clientId: string;
+  clean?: boolean;
+  username?: string;
+  password?: Buffer;
+  will?: { topic: string; qos?: number } | null;
+}
 
 /** Protocol name and level that go together (MQTT 3.1 is "MQIsdp" 3, MQTT 3.1.1 is "MQTT" 4). */
 const LEVEL_OF_NAME: Record<string, number> = { MQIsdp: 3, MQTT: 4 };
 
 /** The first rule this CONNECT breaks, or undefined. Malformed ones first: they get no CONNACK. */
-export function connectViolation(packet: ConnectPacket): ProtocolViolation | undefined {
+export function connectViolation(packet: ConnectFields): ProtocolViolation | undefined {
   const level = packet.protocolVersion ?? 4;
   // Aedes answers 0x01 itself for a level it does not speak (5); the rules below are 3.1 / 3.1.1.
   if (level !== 3 && level !== 4) return undefined;

@@ -1,0 +1,82 @@
+/**
+ * Every private or undocumented field of Aedes and the packages it brings that Roost reads, calls or
+ * replaces, with the file that does it. These were checked against the versions below;
+ * test/integration/aedes-internals.test.ts fails when an installed version differs, and checks that
+ * each field is still there on a real broker, client, parser and emitter. Moving to another Aedes
+ * starts here: every line is a place to read again.
+ */
+
+/** The versions the fields below were read in (package.json pins these exactly). */
+export const CHECKED_VERSIONS = {
+  aedes: '1.2.0',
+  'aedes-packet': '4.0.1',
+  mqemitter: '7.1.0',
+  'mqtt-packet': '9.0.2',
+  bl: '6.1.6',
+  qlobber: '8.0.1',
+} as const;
+
+export interface InternalField {
+  /** The object it lives on, as the test reaches it. */
+  on: 'broker' | 'client' | 'parser' | 'bufferList' | 'emitter' | 'matcher' | 'qlobberPrototype' | 'mqttPacket';
+  field: string;
+  /** read: its value is used; written: set to a value of Roost's; replaced: a function Roost wraps or swaps; called. */
+  use: 'read' | 'written' | 'replaced' | 'called';
+  by: string;
+}
+
+export const INTERNAL_FIELDS: readonly InternalField[] = [
+  // Aedes (aedes.js)
+  { on: 'broker', field: 'version', use: 'read', by: 'protocol-guards.ts (refuses another major)' },
+  { on: 'broker', field: 'persistence', use: 'read', by: 'protocol-guards.ts, limits.ts, retained-mirror.ts, api/routes/retained.ts' },
+  { on: 'broker', field: 'mq', use: 'read', by: 'broker.ts (match-cache.ts, mq-flat-release.ts), publish-fast-lane.ts' },
+  { on: 'broker', field: 'clients', use: 'read', by: 'bans.ts, presence.ts' },
+  { on: 'broker', field: 'maxTopicLevels', use: 'written', by: 'broker.ts (Roost checks its own limit; this is the ceiling)' },
+  { on: 'broker', field: 'handle', use: 'replaced', by: 'protocol-guards.ts, limits.ts, listeners.ts' },
+  { on: 'broker', field: 'preConnect', use: 'replaced', by: 'protocol-guards.ts' },
+  { on: 'broker', field: 'authenticate', use: 'replaced', by: 'broker.ts (auth-hooks.ts), bans.ts' },
+  { on: 'broker', field: 'authorizePublish', use: 'replaced', by: 'broker.ts, qos1-ack-after-publish.ts' },
+  { on: 'broker', field: 'authorizeSubscribe', use: 'replaced', by: 'broker.ts (auth-hooks.ts, limits.ts)' },
+  { on: 'broker', field: 'publish', use: 'replaced', by: 'qos1-ack-after-publish.ts' },
+  { on: 'broker', field: 'published', use: 'called', by: 'publish-fast-lane.ts' },
+  // Aedes Client (lib/client.js)
+  { on: 'client', field: 'conn', use: 'read', by: 'auth-hooks.ts, connection-guards.ts, limits.ts, connack.ts' },
+  { on: 'client', field: 'connecting', use: 'read', by: 'connection-guards.ts, limits.ts' },
+  { on: 'client', field: 'connected', use: 'read', by: 'connection-guards.ts, limits.ts, publish-fast-lane.ts' },
+  { on: 'client', field: 'connackSent', use: 'read', by: 'connection-guards.ts, publish-fast-lane.ts' },
+  { on: 'client', field: 'closed', use: 'read', by: 'connection-guards.ts, auth-hooks.ts' },
+  { on: 'client', field: 'errored', use: 'read', by: 'limits.ts' },
+  { on: 'client', field: 'subscriptions', use: 'read', by: 'limits.ts, dollar-topics.ts' },
+  { on: 'client', field: 'duplicates', use: 'written', by: 'limits.ts (read), cluster.ts (replaced)' },
+  { on: 'client', field: 'deliver0', use: 'replaced', by: 'limits.ts' },
+  { on: 'client', field: 'deliverQoS', use: 'replaced', by: 'limits.ts, dollar-topics.ts' },
+  { on: 'client', field: '_parser', use: 'read', by: 'connection-guards.ts, limits.ts' },
+  { on: 'client', field: '_nextBatch', use: 'replaced', by: 'connection-guards.ts, publish-fast-lane.ts' },
+  { on: 'client', field: '_nextId', use: 'written', by: 'packet-ids.ts (an accessor in its place)' },
+  { on: 'client', field: '_onError', use: 'called', by: 'limits.ts' },
+  { on: 'client', field: '_parsingBatch', use: 'written', by: 'publish-fast-lane.ts' },
+  { on: 'client', field: '_keepaliveInterval', use: 'read', by: 'publish-fast-lane.ts' },
+  { on: 'client', field: '_keepaliveTimer', use: 'read', by: 'publish-fast-lane.ts' },
+  // mqtt-packet 9 Parser (parser.js)
+  { on: 'parser', field: 'packet', use: 'read', by: 'connection-guards.ts, limits.ts' },
+  { on: 'parser', field: 'error', use: 'read', by: 'connection-guards.ts' },
+  { on: 'parser', field: '_list', use: 'read', by: 'connection-guards.ts' },
+  { on: 'parser', field: '_pos', use: 'read', by: 'connection-guards.ts' },
+  { on: 'parser', field: '_parseString', use: 'replaced', by: 'connection-guards.ts' },
+  { on: 'parser', field: '_parseConnect', use: 'replaced', by: 'connection-guards.ts' },
+  { on: 'parser', field: '_parseLength', use: 'replaced', by: 'limits.ts' },
+  { on: 'parser', field: '_emitError', use: 'called', by: 'connection-guards.ts, limits.ts' },
+  // mqtt-packet's module and bl 6 BufferList
+  { on: 'mqttPacket', field: 'writeToStream', use: 'replaced', by: 'outgoing-flows.ts' },
+  { on: 'bufferList', field: '_bufs', use: 'read', by: 'connection-guards.ts' },
+  { on: 'bufferList', field: 'readUInt8', use: 'replaced', by: 'connection-guards.ts' },
+  { on: 'bufferList', field: 'readUInt16BE', use: 'replaced', by: 'connection-guards.ts' },
+  // mqemitter 7 and its qlobber
+  { on: 'emitter', field: '_do', use: 'replaced', by: 'mq-flat-release.ts' },
+  { on: 'emitter', field: '_matcher', use: 'read', by: 'match-cache.ts' },
+  { on: 'emitter', field: 'closed', use: 'read', by: 'publish-fast-lane.ts' },
+  { on: 'matcher', field: 'match', use: 'replaced', by: 'match-cache.ts' },
+  { on: 'matcher', field: 'add', use: 'replaced', by: 'match-cache.ts' },
+  { on: 'matcher', field: 'remove', use: 'replaced', by: 'match-cache.ts' },
+  { on: 'qlobberPrototype', field: '_split_words', use: 'replaced', by: '../persistence/matching.ts (word limit)' },
+];
