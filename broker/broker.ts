@@ -1,14 +1,14 @@
 /**
  * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
- *   listeners.ts → Aedes parses it → authorizePublish runs publishSteps in order:
+ *   listeners.ts → Aedes parses it → authorizePublish runs the publish steps (aedes/publish-steps.ts):
  *     (topic names were already checked for UTF-8 and U+0000 as they were parsed: aedes/protocol-guards.ts)
- *     1. checkLimits   (limits.ts: topic length closes the connection; an oversized payload is dropped)
- *     2. checkAcl      (auth/: may this device write this topic?)
- *     3. storeDurably  (store-writer: QoS 1/2 wait here until their row is committed)
+ *     1. limits   (limits.ts: too long or too deep a topic closes the connection; an oversized payload is dropped)
+ *     2. acl      (auth/: may this device write this topic? If not: dropped)
+ *     3. store    (store-writer: QoS 1/2 wait here until their row is committed)
  *   → published (retained, queued, routed: qos1-ack-after-publish.ts for QoS 1) → Aedes acknowledges
  *     (PUBACK / PUBREC) → authorizeForward filters per subscriber.
+ *   A dropped PUBLISH is acknowledged by its QoS and goes no further.
  * A non-retained QoS 0 PUBLISH takes the same steps through publish-fast-lane.ts, past Aedes's queues.
- * All Aedes-facing code stays in broker/ so a move to Aedes 2 is a change here only.
  */
 import './aedes/mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
@@ -20,6 +20,7 @@ import { cacheTopicMatches } from './aedes/match-cache.js';
 import { flattenReleases } from './aedes/mq-flat-release.js';
 import { publishFastLane } from './aedes/publish-fast-lane.js';
 import { acknowledgeQos1AfterPublish } from './aedes/qos1-ack-after-publish.js';
+import { PublishSteps, type PublishMessage } from './aedes/publish-steps.js';
 import { raiseQlobberWordLimit } from './persistence/matching.js';
 import { MAX_TOPIC_LEVELS_CEILING } from '../lib/config.js';
 
@@ -49,12 +50,6 @@ export interface RoostBrokerOptions {
   limits?: LimitSettings;
 }
 
-/**
- * A publish the ACL refuses is acknowledged (MQTT 3.1.1 has no negative PUBACK) but must reach
- * nobody: like Mosquitto, Roost moves it to this topic, which authorizeForward never delivers.
- */
-export const DENIED_TOPIC = '$roost/denied';
-
 export interface RoostBroker {
   aedes: Aedes;
   /** Puts the auth layer in front of every CONNECT, PUBLISH, SUBSCRIBE and delivery. */
@@ -70,33 +65,25 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   let auth: BrokerAuth | undefined;
   let limits: BrokerLimits | undefined;
 
-  type Step = (client: Client | null, packet: PublishPacket, next: (err?: Error | null) => void) => void;
-
-  const checkLimits: Step = (client, packet, next) => {
-    const verdict = limits && client ? limits.checkPublish(client, packet) : undefined;
-    if (verdict instanceof Error) return next(verdict);
-    if (verdict === 'drop') {
-      packet.topic = DENIED_TOPIC;
-      packet.retain = false;
-    }
-    next();
-  };
-
-  const checkAcl: Step = (client, packet, next) => {
-    if (!auth || !client || packet.topic === DENIED_TOPIC || auth.checkPublish(client, packet)) return next();
+  // A refused publish is acknowledged (MQTT 3.1.1 has no negative PUBACK) and reaches nobody; it
+  // still counts as received, as every PUBLISH from a client does.
+  const publishSteps = new PublishSteps<Client>((client, message) => {
+    if (client) metrics.receivedByQos[message.qos]++;
+  });
+  publishSteps.add('limits', (client, packet, next) => {
+    const verdict = limits && client ? limits.checkPublish(client, packet as PublishPacket) : undefined;
+    next(verdict === 'drop' ? { drop: 'payload_size' } : verdict);
+  });
+  publishSteps.add('acl', (client, packet, next) => {
+    if (!auth || !client || auth.checkPublish(client, packet as PublishPacket)) return next();
     metrics.publishesDenied.inc();
     log.info({ clientId: client.id, topic: packet.topic, qos: packet.qos }, 'publish denied by ACL');
-    packet.topic = DENIED_TOPIC;
-    packet.retain = false;
-    next();
-  };
-
-  const storeDurably: Step = (client, packet, next) => {
-    if (!store || packet.topic === DENIED_TOPIC) return next();
-    store.storePublish(client, packet, client && auth ? auth.deviceOf(client)?.username : undefined, next);
-  };
-
-  const publishSteps: Step[] = [checkLimits, checkAcl, storeDurably];
+    next({ drop: 'acl' });
+  });
+  publishSteps.add('store', (client, packet, next) => {
+    if (!store) return next();
+    store.storePublish(client, packet as PublishPacket, client && auth ? auth.deviceOf(client)?.username : undefined, (err) => next(err ?? undefined));
+  });
 
   const options: AedesOptions = {
     id: opts.id,
@@ -107,15 +94,9 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
       maxInflightInbound: opts.limits.maxInflight,
     }),
     authorizePublish(client, packet, callback) {
-      let i = 0;
-      const next = (err?: Error | null) => {
-        if (err || i === publishSteps.length) return callback(err ?? null);
-        publishSteps[i++](client, packet, next);
-      };
-      next();
+      publishSteps.run(client, packet as PublishMessage, callback);
     },
     authorizeForward(client, packet: AedesPublishPacket) {
-      if (packet.topic === DENIED_TOPIC) return null;
       return auth ? auth.authorizeForward(client, packet) : packet;
     },
   };
@@ -127,9 +108,9 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
   flattenReleases((broker as unknown as { mq: unknown }).mq);
   // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).
-  acknowledgeQos1AfterPublish(broker);
+  acknowledgeQos1AfterPublish(broker, (packet) => publishSteps.wasDropped(packet));
   // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/aedes/protocol-guards.ts).
-  installProtocolGuards(broker, { log, publishFastLane: publishFastLane(broker) });
+  installProtocolGuards(broker, { log, publishFastLane: publishFastLane(broker, (packet) => publishSteps.wasDropped(packet)) });
   if (opts.limits) {
     limits = installLimits(broker, opts.limits, metrics, log);
     broker.authorizeSubscribe = limits.guardSubscribe(broker.authorizeSubscribe);

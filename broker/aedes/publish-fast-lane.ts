@@ -54,7 +54,7 @@ interface LocalEmitter {
 }
 
 /** The lane for this broker, or undefined when its mqemitter is not the in-memory one. */
-export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
+export function publishFastLane(broker: Aedes, wasDropped: (packet: object) => boolean): PublishFastLane | undefined {
   const mq = (broker as unknown as { mq: LocalEmitter }).mq;
   if (mq.emit !== MQEmitter.prototype.emit) return undefined;
   const maxTopicLevels = (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
@@ -70,6 +70,7 @@ export function publishFastLane(broker: Aedes): PublishFastLane | undefined {
     const done = client._nextBatch;
     broker.authorizePublish(client as unknown as Client, packet, (err) => {
       if (err) return done(err);
+      if (wasDropped(packet)) return done(); // refused by a publish step: routed nowhere
       const routed = new Packet(packet, broker);
       routed.clientId = client.id;
       // mqemitter's own emit routes it: at most `concurrency` messages at once, the rest queued in

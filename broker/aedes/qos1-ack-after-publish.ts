@@ -9,12 +9,13 @@
  * Aedes's publish of the same packet after the PUBACK is skipped. The PUBACK then means: stored,
  * retained, queued for every persistent session and routed. (QoS 2 already publishes before PUBREC.)
  * The QoS 0 fast lane (publish-fast-lane.ts) calls authorizePublish too; QoS 0 passes through here.
+ * A packet the publish steps dropped (publish-steps.ts) is acknowledged as usual and never published.
  */
 import type { Aedes, Client, PublishPacket } from 'aedes';
 
 type Done = (err?: Error | null) => void;
 
-export function acknowledgeQos1AfterPublish(broker: Aedes): void {
+export function acknowledgeQos1AfterPublish(broker: Aedes, wasDropped: (packet: object) => boolean): void {
   const published = new WeakSet<object>();
   // At runtime Aedes takes (packet, client, done); its typings only name (packet, done).
   const publish = broker.publish.bind(broker) as unknown as (packet: PublishPacket, client: Client | null, done: Done) => void;
@@ -24,6 +25,7 @@ export function acknowledgeQos1AfterPublish(broker: Aedes): void {
     if (!client || packet.qos !== 1) return authorizePublish(client, packet, done);
     authorizePublish(client, packet, (err) => {
       if (err) return done(err);
+      if (wasDropped(packet)) return done(null);
       publish(packet, client, (e) => {
         if (e) return done(e);
         published.add(packet);
@@ -37,6 +39,7 @@ export function acknowledgeQos1AfterPublish(broker: Aedes): void {
       published.delete(packet);
       return done?.();
     }
+    if (wasDropped(packet)) return done?.();
     publish(packet, client, done ?? (() => {}));
   }) as unknown as Aedes['publish'];
 }
