@@ -13,6 +13,7 @@ export const ApiErrors = {
   unprocessable: createError('ROOST_ERR_UNPROCESSABLE', '%s', 422),
   badCursor: createError('ROOST_ERR_BAD_CURSOR', 'cursor is not one this API issued', 400),
   provisioning: createError('ROOST_ERR_PROVISIONING', '%s', 401),
+  provisioningForbidden: createError('ROOST_ERR_PROVISIONING_FORBIDDEN', '%s', 403),
   aclDenied: createError('ROOST_ERR_ACL_DENIED', 'This credential may not read %s', 403),
   brokerAbsent: createError('ROOST_ERR_NO_BROKER', 'This API process runs without a broker; ask the broker nodes', 503),
 };

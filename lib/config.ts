@@ -121,6 +121,8 @@ export const SETTINGS = {
   ROOST_TLS_ONLY: [bool, false, 'Only the TLS listeners (MQTTS, WSS): plain MQTT and WebSocket stay closed whatever their ports say'],
   ROOST_PUBLIC_HOST: [z.string().min(1).optional(), undefined, 'Host name devices should connect to, told to them at provisioning (default: the Host header of the request)'],
   ROOST_PUBLIC_CA_CERT: [readableFile.optional(), undefined, 'PEM CA certificate handed to provisioned devices so they can verify the server'],
+  ROOST_SERVER_SECRET_FILE: [z.string().min(1).optional(), undefined, 'File of the server secret provisioning keys are derived from, created mode 0600 when missing (default: server-secret in ROOST_DATA_DIR); every node of a cluster needs the same file, and losing it invalidates the provisioning keys'],
+  ROOST_PROVISIONING_LEGACY_SIGNATURES: [bool, false, 'Accept signed provisioning requests by keys made before the server secret (whose stored hash can sign): for a transition only'],
   ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],

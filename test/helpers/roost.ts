@@ -120,6 +120,16 @@ export async function api(t: TestRoost, method: string, url: string, body?: unkn
   return { status: res.status, body: json, text, headers: res.headers };
 }
 
+/** A device's POST /provision: no API token, the body sent as given when it is a string (signed requests). */
+export async function provisionRequest(t: TestRoost, body: unknown, headers: Record<string, string>) {
+  const res = await fetch(`http://127.0.0.1:${t.roost.ports.api}/provision`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
 export async function connectClient(t: TestRoost, transport: Transport, opts: IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect(brokerUrl(t, transport), {
     protocolVersion: 4,
