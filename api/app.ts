@@ -70,6 +70,23 @@ export const errorSchema = {
   required: ['statusCode', 'error', 'message'],
 } as const;
 
+/** Codes by status for errors Roost did not raise (Fastify's, PostgreSQL's): only Roost codes reach a client. */
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'ROOST_ERR_BAD_REQUEST',
+  401: 'ROOST_ERR_UNAUTHORIZED',
+  403: 'ROOST_ERR_FORBIDDEN',
+  404: 'ROOST_ERR_NOT_FOUND',
+  413: 'ROOST_ERR_BODY_TOO_LARGE',
+  415: 'ROOST_ERR_UNSUPPORTED_MEDIA_TYPE',
+  429: 'ROOST_ERR_RATE_LIMITED',
+};
+
+function clientCode(err: FastifyError, statusCode: number): string {
+  if (statusCode < 500 && err.code?.startsWith('ROOST_ERR_')) return err.code;
+  if (statusCode >= 500) return err.code?.startsWith('ROOST_ERR_') && statusCode !== 500 ? err.code : 'ROOST_ERR_INTERNAL';
+  return CODE_BY_STATUS[statusCode] ?? 'ROOST_ERR_REQUEST';
+}
+
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger,
@@ -91,7 +108,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
       req.log.error({ err }, 'request failed');
       message = 'Internal server error';
     }
-    reply.code(statusCode).send({ statusCode, code: err.code ?? 'ROOST_ERR_INTERNAL', error: STATUS_CODES[statusCode] ?? 'Error', message });
+    reply.code(statusCode).send({ statusCode, code: clientCode(err, statusCode), error: STATUS_CODES[statusCode] ?? 'Error', message });
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ statusCode: 404, code: 'ROOST_ERR_NOT_FOUND', error: 'Not Found', message: `Route ${req.method} ${req.url} not found` });

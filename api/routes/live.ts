@@ -40,7 +40,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.get('/clients', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['live'], security: bearerSecurity, response: { 200: { type: 'object', properties: { items: { type: 'array', items: clientSchema } } }, ...err } },
   }, async () => {
     // In a cluster, every node's clients (broker/cluster-registry.ts); else this process's broker.
@@ -60,7 +60,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { clientId: string } }>('/clients/:clientId', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: { tags: ['live'], security: bearerSecurity, params: { type: 'object', properties: { clientId: { type: 'string' } } }, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
     const cluster = clusterByDb.get(db);
@@ -71,7 +71,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: { topic: string; payload: unknown; encoding?: 'utf8' | 'base64' | 'json'; qos?: 0 | 1 | 2; retain?: boolean } }>('/publish', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['live'],
       security: bearerSecurity,

@@ -70,7 +70,7 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
   const listResponse = pageResponseSchema({ $ref: 'message#' });
 
   app.get<{ Querystring: HistoryQuery }>('/messages', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['messages'],
       security: bearerSecurity,
@@ -123,7 +123,7 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { filter: string; device?: string; limit: number; cursor?: string } }>('/messages/latest', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['messages'],
       security: bearerSecurity,

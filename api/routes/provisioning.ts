@@ -73,7 +73,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: { name: string; role?: string; acl_template?: KeyRow['acl_template']; max_uses?: number; expires_at?: string; allow_reprovision?: boolean } }>('/api/provisioning-keys', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['provisioning'],
       security: bearerSecurity,
@@ -121,7 +121,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/api/provisioning-keys', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['provisioning'],
       security: bearerSecurity,
@@ -135,7 +135,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { id: string } }>('/api/provisioning-keys/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['provisioning'],
       security: bearerSecurity,

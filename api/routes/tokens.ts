@@ -23,7 +23,7 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
 
   app.post<{ Body: { name: string; role: 'admin' | 'viewer'; expires_at?: string } }>('/tokens', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tokens'],
       security: bearerSecurity,
@@ -46,7 +46,7 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/tokens', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tokens'],
       security: bearerSecurity,
@@ -64,7 +64,7 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { id: string } }>('/tokens/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tokens'],
       security: bearerSecurity,

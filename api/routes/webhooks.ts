@@ -151,7 +151,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.post<{ Body: WebhookBody }>('/webhooks', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
@@ -188,7 +188,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/webhooks', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
@@ -203,12 +203,12 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Params: { name: string } }>('/webhooks/:name', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['webhooks'], security: bearerSecurity, params: nameParams, response: { 200: { $ref: 'webhook#' }, ...err } },
   }, async (req) => view(await load(req.params.name)));
 
   app.patch<{ Params: { name: string }; Body: Partial<WebhookBody> }>('/webhooks/:name', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
@@ -239,7 +239,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { name: string } }>('/webhooks/:name', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: { tags: ['webhooks'], security: bearerSecurity, description: 'Deletes a webhook and its undelivered events.', params: nameParams, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
     const res = await db.query('DELETE FROM webhooks WHERE name = $1', [req.params.name]);
@@ -249,7 +249,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Params: { name: string }; Querystring: { limit: number; cursor?: string } }>('/webhooks/:name/deliveries', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
