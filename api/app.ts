@@ -15,6 +15,7 @@ import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
+import { AuthChangeFeed } from './auth-changes.js';
 import auditRoutes from './routes/audit.js';
 import banRoutes from './routes/bans.js';
 import browserTokenRoutes from './routes/browser-tokens.js';
@@ -55,6 +56,8 @@ export interface ApiContext {
 declare module 'fastify' {
   interface FastifyInstance {
     roost: ApiContext;
+    /** Auth changes announced by the database, for open streams to follow. */
+    authChanges: AuthChangeFeed;
   }
 }
 
@@ -94,6 +97,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
   app.decorate('roost', ctx);
+  app.decorate('authChanges', new AuthChangeFeed(ctx.db, ctx.log));
+  app.addHook('onClose', async () => app.authChanges.close());
   app.addSchema(errorSchema);
 
   // Errors are always { statusCode, code, error, message }; a 5xx never shows its detail.

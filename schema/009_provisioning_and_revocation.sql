@@ -1,5 +1,5 @@
--- Provisioning keys own the devices they made, and signed requests need a server secret
--- (issue 22 #2, #13).
+-- Provisioning keys own the devices they made, signed requests need a server secret, and token
+-- revocations are announced (issue 22 #2, #13, #6).
 
 -- The key that provisioned a device: only that key may re-provision it. NULL: made by an admin,
 -- the CLI or an import, never re-provisioned by any key.
@@ -26,3 +26,16 @@ ALTER TABLE provisioning_keys ADD COLUMN key_seed text;
 -- The replay guard keys on the signature's bytes as lower-case hex (the only spelling accepted);
 -- entries last 10 minutes, so the old spellings simply age out.
 COMMENT ON COLUMN provisioning_nonces.signature IS 'HMAC-SHA256 of a signed /provision request, 64 lower-case hex digits';
+
+-- A revoked API or browser token is announced like an auth change, so open Server-Sent Event
+-- streams of that token end at once (issue 22 #6). The broker ignores this kind.
+CREATE FUNCTION roost_token_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('roost_auth', json_build_object('kind', 'token', 'table', TG_TABLE_NAME, 'id', OLD.id::text)::text);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER api_tokens_notify AFTER DELETE OR UPDATE OF expires_at ON api_tokens
+  FOR EACH ROW EXECUTE FUNCTION roost_token_notify();
+CREATE TRIGGER browser_tokens_notify AFTER DELETE OR UPDATE OF expires_at ON browser_tokens
+  FOR EACH ROW EXECUTE FUNCTION roost_token_notify();
