@@ -4,6 +4,7 @@
  * A bad value stops start-up with one line naming the setting (ConfigError).
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -93,6 +94,20 @@ const originList = z.string().transform((value, ctx) => {
   }
   return origins;
 });
+/** "127.0.0.1/32,10.0.0.0/8,::1" → address or address/prefix entries, each checked. */
+const addressRangeList = z.string().transform((value, ctx) => {
+  const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, prefix, ...rest] = entry.split('/');
+    const bits = isIP(address) === 4 ? 32 : isIP(address) === 6 ? 128 : 0;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (bits === 0 || !prefixOk || rest.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not an IP address or ADDRESS/PREFIX` });
+      return z.NEVER;
+    }
+  }
+  return entries;
+});
 const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -172,6 +187,7 @@ export const SETTINGS = {
   // Webhooks
   ROOST_WEBHOOK_RETENTION_S: [positiveInt, 86_400, 'Default retention of a new webhook: undelivered events older than this are dropped and counted'],
   ROOST_WEBHOOK_MAX_BACKOFF_MS: [positiveInt, 300_000, 'Longest wait between delivery attempts to a failing webhook'],
+  ROOST_WEBHOOK_ALLOWED_TARGETS: [addressRangeList, '', 'Comma-separated addresses or ADDRESS/PREFIX ranges of loopback, link-local, private or multicast targets webhooks may reach (refused otherwise, after DNS resolution)'],
   ROOST_WEBHOOK_CONCURRENCY: [positiveInt, 8, 'Webhooks one process delivers to at once (each hook has one request in flight)'],
 } as const;
 

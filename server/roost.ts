@@ -226,6 +226,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       usernameOf: roostBroker.usernameOf,
       maxBackoffMs: config.ROOST_WEBHOOK_MAX_BACKOFF_MS,
       concurrency: config.ROOST_WEBHOOK_CONCURRENCY,
+      allowedTargets: config.ROOST_WEBHOOK_ALLOWED_TARGETS,
     });
     cleanups.push(() => webhooks.close());
     const listeners = await startListeners(

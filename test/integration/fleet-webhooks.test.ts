@@ -93,7 +93,8 @@ describe.each(BACKENDS)('webhooks (%s)', (backend: BackendName) => {
   let t: TestRoost;
   const receiver = new Receiver();
   beforeAll(async () => {
-    t = await startTestRoost(backend, { env: { ROOST_WEBHOOK_MAX_BACKOFF_MS: '1000' } });
+    // The receiver listens on loopback, which webhooks may reach only when listed.
+    t = await startTestRoost(backend, { env: { ROOST_WEBHOOK_MAX_BACKOFF_MS: '1000', ROOST_WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
     await receiver.start();
   });
   afterAll(async () => {
