@@ -147,6 +147,16 @@ export async function connectClient(t: TestRoost, transport: Transport, opts: IC
   return client;
 }
 
+/** Polls `ok` every 100 ms until it holds or `ms` pass; its last answer. */
+export async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return ok();
+}
+
 /** Collects messages until `count` arrived or `ms` passed. */
 export function collect(client: MqttClient, count: number, ms = 5000): Promise<Array<{ topic: string; payload: Buffer; qos: number; retain: boolean }>> {
   const got: Array<{ topic: string; payload: Buffer; qos: number; retain: boolean }> = [];

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type BackendName } from '../helpers/db.js';
-import { api, brokerUrl, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+import { api, brokerUrl, connectClient, startTestRoost, type TestRoost, until } from '../helpers/roost.js';
 
 interface ReceivedEvent {
   id: string;
@@ -76,15 +76,6 @@ class Receiver {
   ofType(type: string): ReceivedEvent[] {
     return [...this.events.values()].filter((e) => e.type === type);
   }
-}
-
-async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return ok();
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startTestRoost, type TestRoost } from '../helpers/roost.js';
+import { api, startTestRoost, type TestRoost, until } from '../helpers/roost.js';
 
 /** A receiver on loopback: counts requests; `endless` answers 200 with a body that never ends. */
 function receiver(endless = false) {
@@ -34,15 +34,6 @@ function receiver(endless = false) {
       return new Promise((r) => server.close(r));
     },
   };
-}
-
-async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return ok();
 }
 
 describe('webhook targets without an allow list', () => {
