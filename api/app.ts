@@ -111,7 +111,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     }
     if (statusCode >= 500) {
       req.log.error({ err }, 'request failed');
-      message = 'Internal server error';
+      // Roost's own 5xx (503 query timeout, no broker) say what to do; anything else says nothing.
+      if (clientCode(err, statusCode) === 'ROOST_ERR_INTERNAL') message = 'Internal server error';
     }
     reply.code(statusCode).send({ statusCode, code: clientCode(err, statusCode), error: STATUS_CODES[statusCode] ?? 'Error', message });
   });

@@ -139,6 +139,8 @@ export const SETTINGS = {
   ROOST_SERVER_SECRET_FILE: [z.string().min(1).optional(), undefined, 'File of the server secret provisioning keys are derived from, created mode 0600 when missing (default: server-secret in ROOST_DATA_DIR); every node of a cluster needs the same file, and losing it invalidates the provisioning keys'],
   ROOST_PROVISIONING_LEGACY_SIGNATURES: [bool, false, 'Accept signed provisioning requests by keys made before the server secret (whose stored hash can sign): for a transition only'],
   ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
+  ROOST_API_HISTORY_RATE_PER_MIN: [positiveInt, 120, 'Requests per minute one API token may make to each message-history route (/api/messages, /latest, /pull); more get 429'],
+  ROOST_API_QUERY_TIMEOUT_MS: [nonNegativeInt, 10_000, 'Longest a message-history query may run (PostgreSQL statement_timeout) before the client gets 503 (0: no limit)'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
   DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],

@@ -16,6 +16,7 @@ import { decideRead, decideSubscribe, type CompiledSubject } from '../../auth/ac
 import type { Db } from '../../lib/db/index.js';
 import { bearerSecurity } from '../auth.js';
 import { ApiErrors } from '../errors.js';
+import { historyRateLimit } from '../history-limits.js';
 import { followAccess, readerOf } from '../readers.js';
 import { topicCondition } from '../topic-sql.js';
 import { messageSchema, messageView, type MessageRow } from './messages.js';
@@ -80,6 +81,7 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.get<{ Querystring: { filter?: string; after_id?: string; limit: number } }>('/messages/pull', {
+    config: historyRateLimit(app.roost.config),
     schema: {
       tags: ['messages'],
       security: bearerSecurity,
