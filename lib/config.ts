@@ -151,7 +151,8 @@ export const SETTINGS = {
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
   ROOST_SYS_INTERVAL_S: [nonNegativeInt, 10, 'Seconds between broker statistics on $SYS/roost/<node>/... (0 turns them off)'],
   ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],
-  ROOST_ADMIN_TOKEN_FILE: [z.string().optional(), undefined, 'Where to also write the first admin token (default: printed only)'],
+  ROOST_ADMIN_TOKEN_FILE: [z.string().min(1).optional(), undefined, 'File the first admin token is written to (mode 0600) instead of being printed'],
+  ROOST_API_TOKEN_TTL_DAYS: [nonNegativeInt, 90, 'Days a new API token lives unless its creator gives expires_at (0: tokens never expire); tokens made before this setting existed keep no expiry'],
   // Auth
   ROOST_BCRYPT_COST: [z.coerce.number().int().min(4).max(15), 10, 'bcrypt cost of new password hashes'],
   ROOST_BCRYPT_CONCURRENCY: [positiveInt, 2, 'bcrypt compares running at once (off the event loop)'],
