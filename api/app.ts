@@ -15,6 +15,7 @@ import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
+import { AuthChangeFeed } from './auth-changes.js';
 import auditRoutes from './routes/audit.js';
 import banRoutes from './routes/bans.js';
 import browserTokenRoutes from './routes/browser-tokens.js';
@@ -55,6 +56,8 @@ export interface ApiContext {
 declare module 'fastify' {
   interface FastifyInstance {
     roost: ApiContext;
+    /** Auth changes announced by the database, for open streams to follow. */
+    authChanges: AuthChangeFeed;
   }
 }
 
@@ -70,6 +73,23 @@ export const errorSchema = {
   required: ['statusCode', 'error', 'message'],
 } as const;
 
+/** Codes by status for errors Roost did not raise (Fastify's, PostgreSQL's): only Roost codes reach a client. */
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'ROOST_ERR_BAD_REQUEST',
+  401: 'ROOST_ERR_UNAUTHORIZED',
+  403: 'ROOST_ERR_FORBIDDEN',
+  404: 'ROOST_ERR_NOT_FOUND',
+  413: 'ROOST_ERR_BODY_TOO_LARGE',
+  415: 'ROOST_ERR_UNSUPPORTED_MEDIA_TYPE',
+  429: 'ROOST_ERR_RATE_LIMITED',
+};
+
+function clientCode(err: FastifyError, statusCode: number): string {
+  if (statusCode < 500 && err.code?.startsWith('ROOST_ERR_')) return err.code;
+  if (statusCode >= 500) return err.code?.startsWith('ROOST_ERR_') && statusCode !== 500 ? err.code : 'ROOST_ERR_INTERNAL';
+  return CODE_BY_STATUS[statusCode] ?? 'ROOST_ERR_REQUEST';
+}
+
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger,
@@ -77,6 +97,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
   app.decorate('roost', ctx);
+  app.decorate('authChanges', new AuthChangeFeed(ctx.db, ctx.log));
+  app.addHook('onClose', async () => app.authChanges.close());
   app.addSchema(errorSchema);
 
   // Errors are always { statusCode, code, error, message }; a 5xx never shows its detail.
@@ -89,9 +111,10 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     }
     if (statusCode >= 500) {
       req.log.error({ err }, 'request failed');
-      message = 'Internal server error';
+      // Roost's own 5xx (503 query timeout, no broker) say what to do; anything else says nothing.
+      if (clientCode(err, statusCode) === 'ROOST_ERR_INTERNAL') message = 'Internal server error';
     }
-    reply.code(statusCode).send({ statusCode, code: err.code ?? 'ROOST_ERR_INTERNAL', error: STATUS_CODES[statusCode] ?? 'Error', message });
+    reply.code(statusCode).send({ statusCode, code: clientCode(err, statusCode), error: STATUS_CODES[statusCode] ?? 'Error', message });
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ statusCode: 404, code: 'ROOST_ERR_NOT_FOUND', error: 'Not Found', message: `Route ${req.method} ${req.url} not found` });

@@ -39,7 +39,7 @@ export function bearerToken(req: FastifyRequest): string | undefined {
   return m?.[1];
 }
 
-/** preHandler: the request carries a live token of at least `role`. */
+/** onRequest: the request carries a live token of at least `role`, checked before the body is parsed or validated. */
 export function requireRole(role: TokenRole) {
   return async function checkRole(req: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const token = bearerToken(req);

@@ -13,6 +13,8 @@ export const ApiErrors = {
   unprocessable: createError('ROOST_ERR_UNPROCESSABLE', '%s', 422),
   badCursor: createError('ROOST_ERR_BAD_CURSOR', 'cursor is not one this API issued', 400),
   provisioning: createError('ROOST_ERR_PROVISIONING', '%s', 401),
+  provisioningForbidden: createError('ROOST_ERR_PROVISIONING_FORBIDDEN', '%s', 403),
   aclDenied: createError('ROOST_ERR_ACL_DENIED', 'This credential may not read %s', 403),
+  queryTimeout: createError('ROOST_ERR_QUERY_TIMEOUT', 'The query took longer than %s ms (ROOST_API_QUERY_TIMEOUT_MS): narrow the filter, the device or the time range', 503),
   brokerAbsent: createError('ROOST_ERR_NO_BROKER', 'This API process runs without a broker; ask the broker nodes', 503),
 };

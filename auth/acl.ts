@@ -106,11 +106,12 @@ export function topicMatches(filter: string, topic: string): boolean {
 
 /**
  * Substitutes `%u` and `%c` in a rule pattern. Like Mosquitto, returns undefined (the rule does
- * not apply) when the value is missing or contains `+`, `#` or `/`, which would widen the rule.
+ * not apply) when the value is missing or contains `+`, `#` or `/`, which would widen the rule,
+ * or starts with `$`, which would turn `%c/#` into `$SYS/#` (MQTT-4.7.2-1 topics).
  */
 export function expandPattern(pattern: string, username: string | undefined, clientId: string): string | undefined {
   if (!pattern.includes('%')) return pattern;
-  const unsafe = (value: string) => value.includes('+') || value.includes('#') || value.includes('/');
+  const unsafe = (value: string) => value.startsWith('$') || value.includes('+') || value.includes('#') || value.includes('/');
   if (pattern.includes('%u') && (username === undefined || username === '' || unsafe(username))) return undefined;
   if (pattern.includes('%c') && (clientId === '' || unsafe(clientId))) return undefined;
   return pattern.replace(/%[uc]/g, (m) => (m === '%u' ? (username as string) : clientId));

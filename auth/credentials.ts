@@ -27,6 +27,13 @@ export function needsUpgrade(hash: string): boolean {
   return kind === 'mosquitto' || kind === 'emqx';
 }
 
+/** bcrypt ignores every byte of a password after the 72nd. */
+export const BCRYPT_MAX_PASSWORD_BYTES = 72;
+
+export function fitsBcrypt(password: string | Buffer): boolean {
+  return Buffer.byteLength(password) <= BCRYPT_MAX_PASSWORD_BYTES;
+}
+
 export interface PasswordHasherOptions {
   /** bcrypt cost of new hashes (ROOST_BCRYPT_COST). */
   cost: number;
@@ -78,7 +85,11 @@ export class PasswordHasher {
     return false;
   }
 
+  /** Refuses (ROOST_ERR_PASSWORD_TOO_LONG) a password bcrypt would truncate. */
   hash(password: string | Buffer): Promise<string> {
+    if (!fitsBcrypt(password)) {
+      return Promise.reject(new AuthError('ROOST_ERR_PASSWORD_TOO_LONG', `this one has ${Buffer.byteLength(password)} bytes`));
+    }
     return this.schedule(() => bcrypt.hash(password, this.options.cost));
   }
 }

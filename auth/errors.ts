@@ -30,6 +30,8 @@ export const AUTH_ERRORS = {
   ROOST_ERR_INVALID_RULE: { message: 'Invalid rule', statusCode: 400 },
   ROOST_ERR_INVALID_USERNAME: { message: 'Invalid username', statusCode: 400 },
   ROOST_ERR_INVALID_ROLE_NAME: { message: 'Invalid role name', statusCode: 400 },
+  // bcrypt reads only the first 72 bytes: a longer password would be as weak as its first 72.
+  ROOST_ERR_PASSWORD_TOO_LONG: { message: 'A password may be at most 72 bytes (bcrypt reads no further)', statusCode: 400 },
   ROOST_ERR_UNSUPPORTED_HASH: { message: 'Unsupported password hash format', statusCode: 400 },
   ROOST_ERR_MOSQUITTO_FILE: { message: 'Cannot read the Mosquitto file', statusCode: 400 },
 } as const satisfies Record<string, AuthErrorSpec>;

@@ -13,7 +13,7 @@
 import type { Db } from '../lib/db/index.js';
 import type { AclRule } from './acl.js';
 import { clientIdAllowed } from './acl.js';
-import { CredentialCache, needsUpgrade, PasswordHasher } from './credentials.js';
+import { CredentialCache, fitsBcrypt, needsUpgrade, PasswordHasher } from './credentials.js';
 import { DeviceCache } from './device-cache.js';
 import { AuthError } from './errors.js';
 import { LoginThrottle } from './throttle.js';
@@ -157,7 +157,8 @@ export class Authenticator {
 
   private admitted(device: DeviceRecord, username: string, req: LoginRequest): LoginResult {
     this.admit(device, req.clientId);
-    if (needsUpgrade(device.passwordHash as string) && req.password !== undefined) {
+    // An imported hash of a password longer than bcrypt reads is kept: bcrypt would truncate it.
+    if (needsUpgrade(device.passwordHash as string) && req.password !== undefined && fitsBcrypt(req.password)) {
       this.upgrade(device, req.password);
     }
     this.recordLogin(device);

@@ -7,8 +7,14 @@
  *   4. settle     2xx: rows deleted, next batch; else: backoff with jitter, the batch is kept
  * At-least-once: a crash between the receiver's 2xx and the delete re-sends the batch under the
  * same Idempotency-Key. Rows older than the hook's retention are dropped and counted.
+ * A hook never reaches the broker's own network (issue 22 #10): every address its host resolves
+ * to is checked as the connection is made, unless ROOST_WEBHOOK_ALLOWED_TARGETS lists it.
  */
 import { createHmac } from 'node:crypto';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { WebhookMetrics } from './webhooks-metrics.js';
@@ -22,6 +28,7 @@ export interface DeliveryOptions {
   maxBackoffMs: number;
   /** Hooks delivered at once by this process. */
   concurrency: number;
+  targets: TargetPolicy;
 }
 
 interface LeasedHook {
@@ -42,6 +49,115 @@ interface OutboxRow {
   event: string;
   payload: unknown;
   created_at: Date;
+}
+
+/** Loopback, "this network", private (RFC 1918, RFC 4193), carrier-grade NAT, link-local, benchmark, multicast, reserved. */
+const INTERNAL_V4: Array<[string, number]> = [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+];
+const INTERNAL_V6: Array<[string, number]> = [['::', 127], ['fe80::', 10], ['fc00::', 7], ['ff00::', 8], ['64:ff9b::', 96]];
+
+/** Most bytes of a receiver's answer read: Roost needs only its status. */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+
+export class WebhookTargetError extends Error {
+  readonly code = 'ROOST_ERR_WEBHOOK_TARGET';
+  readonly statusCode = 400;
+}
+
+/** Which addresses a webhook may reach: any public one, and internal ones only when listed. */
+export class TargetPolicy {
+  private readonly internal = new BlockList();
+  private readonly allowed = new BlockList();
+
+  /** `allowed`: "address" or "address/prefix" entries (ROOST_WEBHOOK_ALLOWED_TARGETS). */
+  constructor(allowed: readonly string[] = []) {
+    for (const [net, prefix] of INTERNAL_V4) this.internal.addSubnet(net, prefix, 'ipv4');
+    for (const [net, prefix] of INTERNAL_V6) this.internal.addSubnet(net, prefix, 'ipv6');
+    for (const entry of allowed) {
+      const [address, prefix] = entry.split('/');
+      const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+      this.allowed.addSubnet(address, prefix === undefined ? (family === 'ipv6' ? 128 : 32) : Number(prefix), family);
+    }
+  }
+
+  /** Why `address` may not be reached, or undefined when it may. IPv4-mapped IPv6 counts as its IPv4 address. */
+  refusal(address: string): string | undefined {
+    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (this.allowed.check(address, family) || !this.internal.check(address, family)) return undefined;
+    return `refused: ${address} is a loopback, link-local, private or multicast address (allow it in ROOST_WEBHOOK_ALLOWED_TARGETS)`;
+  }
+
+  /** Checks what `url`'s host resolves to now (a host that does not resolve yet is let through: delivery checks again). */
+  async check(url: string): Promise<void> {
+    const host = hostOf(url);
+    let addresses: string[];
+    try {
+      addresses = isIP(host) ? [host] : (await new Promise<LookupAddress[]>((resolve, reject) => dnsLookup(host, { all: true }, (err, a) => (err ? reject(err) : resolve(a))))).map((a) => a.address);
+    } catch {
+      return;
+    }
+    for (const address of addresses) {
+      const why = this.refusal(address);
+      if (why) throw new WebhookTargetError(`url: ${why}`);
+    }
+  }
+
+  /** A DNS lookup for http.request that refuses internal addresses, so what is checked is what is connected to. */
+  readonly lookup: LookupFunction = (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, '', 0);
+      const why = addresses.map((a) => this.refusal(a.address)).find(Boolean);
+      if (why) return callback(Object.assign(new Error(why), { code: 'ROOST_ERR_WEBHOOK_TARGET' }), '', 0);
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      callback(null, addresses[0].address, addresses[0].family);
+    });
+  };
+}
+
+const hostOf = (url: string) => new URL(url).hostname.replace(/^\[|\]$/g, '');
+
+/** The URL with its password replaced by ***, for everything shown or logged. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.password) return url;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/**
+ * One POST through node:http(s) with the policy's lookup (fetch cannot check resolved addresses);
+ * resolves with the status once at most MAX_RESPONSE_BYTES of the answer were read.
+ */
+function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal, targets: TargetPolicy): Promise<number> {
+  const literal = hostOf(url);
+  if (isIP(literal)) {
+    const why = targets.refusal(literal);
+    if (why) return Promise.reject(Object.assign(new Error(why), { code: 'ROOST_ERR_WEBHOOK_TARGET' }));
+  }
+  const request = url.startsWith('https:') ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, lookup: targets.lookup, signal, agent: false }, (res) => {
+      let read = 0;
+      const done = () => resolve(res.statusCode ?? 0);
+      res.on('data', (chunk: Buffer) => {
+        read += chunk.length;
+        if (read > MAX_RESPONSE_BYTES) {
+          res.destroy();
+          done();
+        }
+      });
+      res.on('end', done);
+      res.on('error', done);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Batches one hook sends in a row before others get their turn. */
@@ -165,28 +281,23 @@ export class WebhookDelivery {
     const started = performance.now();
     let status: number | null = null;
     let error: string | null = null;
+    const timeout = AbortSignal.timeout(hook.timeout_ms);
     try {
-      const res = await fetch(hook.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Roost-Webhooks/1',
-          'idempotency-key': key,
-          'x-roost-webhook': hook.name,
-          'x-roost-timestamp': String(timestamp),
-          'x-roost-signature': signWebhook(hook.secret, timestamp, body),
-          'x-roost-attempt': String(attempt),
-        },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(hook.timeout_ms), this.stopping.signal]),
-      });
-      status = res.status;
-      await res.arrayBuffer().catch(() => undefined);
+      const headers = {
+        'content-type': 'application/json',
+        'user-agent': 'Roost-Webhooks/1',
+        'idempotency-key': key,
+        'x-roost-webhook': hook.name,
+        'x-roost-timestamp': String(timestamp),
+        'x-roost-signature': signWebhook(hook.secret, timestamp, body),
+        'x-roost-attempt': String(attempt),
+      };
+      status = await post(hook.url, headers, body, AbortSignal.any([timeout, this.stopping.signal]), this.opts.targets);
       if (status < 200 || status > 299) error = `HTTP ${status}`;
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      error = (err as Error).name === 'TimeoutError' ? `no answer within ${hook.timeout_ms} ms` : (cause?.code ?? cause?.message ?? (err as Error).message);
+      const e = err as Error & { code?: string };
+      if (timeout.aborted) error = `no answer within ${hook.timeout_ms} ms`;
+      else error = e.code === 'ROOST_ERR_WEBHOOK_TARGET' ? e.message : (e.code ?? e.message);
     }
     const durationMs = Math.round(performance.now() - started);
     const ok = error === null;
@@ -218,7 +329,7 @@ export class WebhookDelivery {
       metrics.delivered.inc({ hook: hook.name }, rows.length);
     } else {
       metrics.failures.inc({ hook: hook.name });
-      if (attempt === 1) log.warn({ hook: hook.name, url: hook.url, error }, 'webhook delivery failed; retrying with backoff');
+      if (attempt === 1) log.warn({ hook: hook.name, url: redactUrl(hook.url), error }, 'webhook delivery failed; retrying with backoff');
     }
     return ok;
   }

@@ -9,7 +9,7 @@ import type { Aedes, Client } from 'aedes';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
-import { WebhookDelivery } from './webhooks-delivery.js';
+import { TargetPolicy, WebhookDelivery } from './webhooks-delivery.js';
 import { createWebhookEventSource } from './webhooks-events.js';
 import { createWebhookMetrics, type HookBacklog } from './webhooks-metrics.js';
 import { pumpMessages } from './webhooks-pump.js';
@@ -32,6 +32,8 @@ export interface WebhooksOptions {
   usernameOf: (client: Client) => string | undefined;
   maxBackoffMs: number;
   concurrency: number;
+  /** Internal addresses hooks may reach (ROOST_WEBHOOK_ALLOWED_TARGETS). */
+  allowedTargets: readonly string[];
 }
 
 export interface Webhooks {
@@ -51,7 +53,7 @@ export async function startWebhooks(opts: WebhooksOptions): Promise<Webhooks> {
     usernameOf: opts.usernameOf,
     onDropped: (n) => metrics.dropped.inc({ hook: '' }, n),
   });
-  const delivery = new WebhookDelivery({ db, log, metrics, owner: `roost-${randomUUID()}`, maxBackoffMs: opts.maxBackoffMs, concurrency: opts.concurrency });
+  const delivery = new WebhookDelivery({ db, log, metrics, owner: `roost-${randomUUID()}`, maxBackoffMs: opts.maxBackoffMs, concurrency: opts.concurrency, targets: new TargetPolicy(opts.allowedTargets) });
 
   let hasMessageHooks = false;
   let anyHooks = false;

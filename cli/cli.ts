@@ -4,11 +4,12 @@
  * API alone against the same database; `roost migrate` applies the schema; `roost token create`
  * makes an API token.
  */
+import { chmodSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { migrate } from '../lib/db/migrate.js';
 import { openConfiguredDb, startApiOnly, startRoost, StartupError } from '../server/roost.js';
-import { createApiToken } from '../api/tokens.js';
+import { createApiToken, defaultTokenExpiry } from '../api/tokens.js';
 import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './auth.js';
 import { IMPORT_COMMANDS, runImportCommand } from './import.js';
 import { BAN_COMMANDS, runBanCommand } from './bans.js';
@@ -17,12 +18,22 @@ import { AuthError } from '../auth/errors.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 
+/** Printed once; with ROOST_ADMIN_TOKEN_FILE written there instead (mode 0600), so logs never hold it. */
+function showFirstAdminToken(config: Config, token: string): void {
+  const file = config.ROOST_ADMIN_TOKEN_FILE;
+  if (!file) {
+    out(`First admin API token (shown once, stored hashed; make another with "roost token create"):\n  ${token}`);
+    return;
+  }
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600); // mode applies only to a new file
+  out(`First admin API token written to ${file} (mode 0600; stored hashed; make another with "roost token create")`);
+}
+
 async function start(config: Config): Promise<void> {
   const roost = await startRoost(config);
   const { log, ports } = roost;
-  if (roost.firstAdminToken) {
-    out(`First admin API token (shown once, stored hashed; make another with "roost token create"):\n  ${roost.firstAdminToken}`);
-  }
+  if (roost.firstAdminToken) showFirstAdminToken(config, roost.firstAdminToken);
   const host = config.ROOST_HOST === '0.0.0.0' ? 'localhost' : config.ROOST_HOST;
   const endpoints = [
     ports.mqtt !== undefined && `mqtt://${host}:${ports.mqtt}`,
@@ -91,7 +102,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const db = await openConfiguredDb(config);
       await migrate(db);
-      const { token } = await createApiToken(db, values.name, values.role as 'admin' | 'viewer');
+      const { token } = await createApiToken(db, values.name, values.role as 'admin' | 'viewer', defaultTokenExpiry(config.ROOST_API_TOKEN_TTL_DAYS));
       await db.close();
       out(token);
       return;

@@ -4,6 +4,7 @@
  * A bad value stops start-up with one line naming the setting (ConfigError).
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -99,6 +100,20 @@ const originList = z.string().transform((value, ctx) => {
   }
   return origins;
 });
+/** "127.0.0.1/32,10.0.0.0/8,::1" → address or address/prefix entries, each checked. */
+const addressRangeList = z.string().transform((value, ctx) => {
+  const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, prefix, ...rest] = entry.split('/');
+    const bits = isIP(address) === 4 ? 32 : isIP(address) === 6 ? 128 : 0;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (bits === 0 || !prefixOk || rest.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not an IP address or ADDRESS/PREFIX` });
+      return z.NEVER;
+    }
+  }
+  return entries;
+});
 const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -127,7 +142,11 @@ export const SETTINGS = {
   ROOST_TLS_ONLY: [bool, false, 'Only the TLS listeners (MQTTS, WSS): plain MQTT and WebSocket stay closed whatever their ports say'],
   ROOST_PUBLIC_HOST: [z.string().min(1).optional(), undefined, 'Host name devices should connect to, told to them at provisioning (default: the Host header of the request)'],
   ROOST_PUBLIC_CA_CERT: [readableFile.optional(), undefined, 'PEM CA certificate handed to provisioned devices so they can verify the server'],
+  ROOST_SERVER_SECRET_FILE: [z.string().min(1).optional(), undefined, 'File of the server secret provisioning keys are derived from, created mode 0600 when missing (default: server-secret in ROOST_DATA_DIR); every node of a cluster needs the same file, and losing it invalidates the provisioning keys'],
+  ROOST_PROVISIONING_LEGACY_SIGNATURES: [bool, false, 'Accept signed provisioning requests by keys made before the server secret (whose stored hash can sign): for a transition only'],
   ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
+  ROOST_API_HISTORY_RATE_PER_MIN: [positiveInt, 120, 'Requests per minute one API token may make to each message-history route (/api/messages, /latest, /pull); more get 429'],
+  ROOST_API_QUERY_TIMEOUT_MS: [nonNegativeInt, 10_000, 'Longest a message-history query may run (PostgreSQL statement_timeout) before the client gets 503 (0: no limit)'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
   DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],
@@ -138,7 +157,8 @@ export const SETTINGS = {
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
   ROOST_SYS_INTERVAL_S: [nonNegativeInt, 10, 'Seconds between broker statistics on $SYS/roost/<node>/... (0 turns them off)'],
   ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],
-  ROOST_ADMIN_TOKEN_FILE: [z.string().optional(), undefined, 'Where to also write the first admin token (default: printed only)'],
+  ROOST_ADMIN_TOKEN_FILE: [z.string().min(1).optional(), undefined, 'File the first admin token is written to (mode 0600) instead of being printed'],
+  ROOST_API_TOKEN_TTL_DAYS: [nonNegativeInt, 90, 'Days a new API token lives unless its creator gives expires_at (0: tokens never expire); tokens made before this setting existed keep no expiry'],
   // Auth
   ROOST_BCRYPT_COST: [z.coerce.number().int().min(4).max(15), 10, 'bcrypt cost of new password hashes'],
   ROOST_BCRYPT_CONCURRENCY: [positiveInt, 2, 'bcrypt compares running at once (off the event loop)'],
@@ -180,6 +200,7 @@ export const SETTINGS = {
   // Webhooks
   ROOST_WEBHOOK_RETENTION_S: [positiveInt, 86_400, 'Default retention of a new webhook: undelivered events older than this are dropped and counted'],
   ROOST_WEBHOOK_MAX_BACKOFF_MS: [positiveInt, 300_000, 'Longest wait between delivery attempts to a failing webhook'],
+  ROOST_WEBHOOK_ALLOWED_TARGETS: [addressRangeList, '', 'Comma-separated addresses or ADDRESS/PREFIX ranges of loopback, link-local, private or multicast targets webhooks may reach (refused otherwise, after DNS resolution)'],
   ROOST_WEBHOOK_CONCURRENCY: [positiveInt, 8, 'Webhooks one process delivers to at once (each hook has one request in flight)'],
 } as const;
 

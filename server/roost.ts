@@ -5,7 +5,7 @@
 import type { Aedes } from 'aedes';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/app.js';
-import { ensureFirstAdminToken } from '../api/tokens.js';
+import { defaultTokenExpiry, ensureFirstAdminToken } from '../api/tokens.js';
 import { createRoostBroker } from '../broker/broker.js';
 import { startListeners, type ListenerName } from '../broker/listeners.js';
 import { createMetrics, type Metrics } from '../broker/metrics.js';
@@ -139,7 +139,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
   try {
     const report = await migrate(db);
     if (report.applied.length > 0) log.info({ applied: report.applied }, 'migrations applied');
-    const firstAdminToken = await ensureFirstAdminToken(db);
+    const firstAdminToken = await ensureFirstAdminToken(db, defaultTokenExpiry(config.ROOST_API_TOKEN_TTL_DAYS));
 
     const metrics = createMetrics();
     const maintainPartitions = async () => {
@@ -226,6 +226,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       usernameOf: roostBroker.usernameOf,
       maxBackoffMs: config.ROOST_WEBHOOK_MAX_BACKOFF_MS,
       concurrency: config.ROOST_WEBHOOK_CONCURRENCY,
+      allowedTargets: config.ROOST_WEBHOOK_ALLOWED_TARGETS,
     });
     cleanups.push(() => webhooks.close());
     const listeners = await startListeners(

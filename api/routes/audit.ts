@@ -6,7 +6,7 @@ import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pa
 const auditRoutes: FastifyPluginAsync = async (app) => {
   const { db } = app.roost;
   app.get<{ Querystring: { limit: number; cursor?: string; action?: string; target?: string } }>('/audit', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['audit'],
       security: bearerSecurity,

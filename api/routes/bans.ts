@@ -31,7 +31,7 @@ const banRoutes: FastifyPluginAsync = async (app) => {
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
 
   app.get<{ Querystring: { limit: number; cursor?: string; kind?: BanKind; include_expired: boolean } }>('/bans', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['bans'],
       security: bearerSecurity,
@@ -51,7 +51,7 @@ const banRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: { kind: BanKind; value: string; reason?: string; expires_at?: string; duration_s?: number } }>('/bans', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['bans'],
       security: bearerSecurity,
@@ -87,7 +87,7 @@ const banRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { id: string } }>('/bans/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['bans'],
       security: bearerSecurity,

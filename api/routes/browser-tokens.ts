@@ -65,7 +65,7 @@ const browserTokenRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.post<{ Body: MintBody }>('/browser-tokens', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['browser'],
       security: bearerSecurity,
@@ -110,7 +110,7 @@ const browserTokenRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get('/browser-tokens', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['browser'],
       security: bearerSecurity,
@@ -120,7 +120,7 @@ const browserTokenRoutes: FastifyPluginAsync = async (app) => {
   }, async () => ({ items: (await listBrowserTokens(db)).map(view) }));
 
   app.delete<{ Params: { id: string } }>('/browser-tokens/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['browser'],
       security: bearerSecurity,

@@ -25,7 +25,7 @@ const clusterRoutes: FastifyPluginAsync = async (app) => {
   const err = { 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' } };
 
   app.get('/cluster/nodes', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['cluster'],
       security: bearerSecurity,

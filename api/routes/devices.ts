@@ -96,7 +96,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: DeviceBody }>('/devices', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['devices'],
       security: bearerSecurity,
@@ -130,7 +130,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string; enabled?: boolean; online?: boolean; role?: string; name_prefix?: string } }>('/devices', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['devices'],
       security: bearerSecurity,
@@ -170,7 +170,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Params: { username: string } }>('/devices/:username', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['devices'], security: bearerSecurity, params: usernameParams, response: { 200: { $ref: 'device#' }, ...err } },
   }, async (req) => {
     const device = await getDevice(db, req.params.username);
@@ -178,7 +178,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.patch<{ Params: { username: string }; Body: Partial<DeviceBody> & { rotate_password?: boolean; password?: string } }>('/devices/:username', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['devices'],
       security: bearerSecurity,
@@ -206,7 +206,7 @@ const deviceRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { username: string } }>('/devices/:username', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: { tags: ['devices'], security: bearerSecurity, params: usernameParams, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
     await deleteDevice(db, req.params.username);

@@ -8,7 +8,7 @@ import { decideRead, decideSubscribe } from '../../auth/acl.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { readerOf } from '../readers.js';
+import { followAccess, readerOf } from '../readers.js';
 import { jsonPayload } from '../../broker/payload-json.js';
 import { clusterByDb } from '../../broker/cluster-registry.js';
 
@@ -40,7 +40,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.get('/clients', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['live'], security: bearerSecurity, response: { 200: { type: 'object', properties: { items: { type: 'array', items: clientSchema } } }, ...err } },
   }, async () => {
     // In a cluster, every node's clients (broker/cluster-registry.ts); else this process's broker.
@@ -60,7 +60,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { clientId: string } }>('/clients/:clientId', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: { tags: ['live'], security: bearerSecurity, params: { type: 'object', properties: { clientId: { type: 'string' } } }, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
     const cluster = clusterByDb.get(db);
@@ -71,7 +71,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: { topic: string; payload: unknown; encoding?: 'utf8' | 'base64' | 'json'; qos?: 0 | 1 | 2; retain?: boolean } }>('/publish', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['live'],
       security: bearerSecurity,
@@ -114,26 +114,34 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     const { broker: aedes } = needBroker();
     const reader = await readerOf(req);
     const filter = req.query.filter;
-    if (reader !== 'all') {
-      const d = decideSubscribe(reader, filter);
+    if (reader.scope !== 'all') {
+      const d = decideSubscribe(reader.scope, filter);
       if (!d.allowed) throw new ApiErrors.aclDenied(filter);
     }
+    let scope = reader.scope;
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write(': subscribed\n\n');
     const deliver = (packet: AedesPublishPacket, cb: () => void) => {
-      if (packet.topic.startsWith('$roost/') || (reader !== 'all' && !decideRead(reader, packet.topic).allowed)) return cb();
+      if (packet.topic.startsWith('$roost/') || (scope !== 'all' && !decideRead(scope, packet.topic).allowed)) return cb();
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       res.write(`event: message\ndata: ${JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, ...livePayload(payload) })}\n\n`);
       cb();
     };
     const keepAlive = setInterval(() => res.write(': ping\n\n'), 15_000);
     aedes.subscribe(filter, deliver, () => {});
-    req.raw.on('close', () => {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      stopFollowing();
       clearInterval(keepAlive);
       aedes.unsubscribe(filter, deliver, () => {});
-    });
+      res.end();
+    };
+    const stopFollowing = followAccess(req, reader, { changed: (now) => (scope = now), lost: end });
+    req.raw.on('close', end);
   });
 };
 

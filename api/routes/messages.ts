@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { decodeCursor, pageResponseSchema, page } from '../pagination.js';
 import { ApiErrors } from '../errors.js';
+import { boundedQuery, historyRateLimit } from '../history-limits.js';
 import { topicCondition } from '../topic-sql.js';
 
 export const messageSchema = {
@@ -64,13 +65,14 @@ interface HistoryQuery {
 }
 
 const messageRoutes: FastifyPluginAsync = async (app) => {
-  const { db } = app.roost;
+  const { db, config } = app.roost;
   app.addSchema(messageSchema);
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
   const listResponse = pageResponseSchema({ $ref: 'message#' });
 
   app.get<{ Querystring: HistoryQuery }>('/messages', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
+    config: historyRateLimit(config),
     schema: {
       tags: ['messages'],
       security: bearerSecurity,
@@ -113,7 +115,9 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
       where.push(`(received_at, id) < ($${params.length - 1}, $${params.length}::bigint)`);
     }
     params.push(q.limit + 1);
-    const res = await db.query<MessageRow>(
+    const res = await boundedQuery<MessageRow>(
+      db,
+      config.ROOST_API_QUERY_TIMEOUT_MS,
       `SELECT ${COLUMNS} FROM messages ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
         ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
       params,
@@ -123,7 +127,8 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { filter: string; device?: string; limit: number; cursor?: string } }>('/messages/latest', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
+    config: historyRateLimit(config),
     schema: {
       tags: ['messages'],
       security: bearerSecurity,
@@ -146,7 +151,9 @@ const messageRoutes: FastifyPluginAsync = async (app) => {
     const c = topicCondition('s.topic', q.filter, 1);
     const after = decodeCursor(q.cursor, 1)?.[0] ?? null;
     // topic_stats lists every stored topic; each newest row comes from the (topic, time) index.
-    const res = await db.query<MessageRow>(
+    const res = await boundedQuery<MessageRow>(
+      db,
+      config.ROOST_API_QUERY_TIMEOUT_MS,
       `SELECT m.* FROM topic_stats s
          CROSS JOIN LATERAL (
            SELECT ${COLUMNS} FROM messages

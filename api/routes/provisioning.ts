@@ -3,7 +3,7 @@
  * an ACL template); a device exchanges a key — or a request signed with HMAC-SHA256 — for its own
  * credentials and connection details at POST /provision. Re-provisioning is explicit, never silent.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { addRule, assignRole, createDevice, updateDevice } from '../../auth/admin.js';
@@ -11,6 +11,8 @@ import type { Queryable } from '../../lib/db/index.js';
 import { audit, auditAs } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
+import { lookupHashes, newProvisioningKey, SIGNATURE_FORMAT, signingKey } from '../provisioning-keys.js';
+import { loadServerSecret, serverSecretFile } from '../server-secret.js';
 import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
 import { generatePassword } from './devices.js';
 
@@ -21,6 +23,7 @@ interface KeyRow {
   id: string;
   name: string;
   secret_hash: string;
+  key_seed: string | null;
   role: string | null;
   acl_template: Array<{ pattern: string; access: 'read' | 'write' | 'readwrite' }>;
   max_uses: number | null;
@@ -30,17 +33,11 @@ interface KeyRow {
   revoked_at: Date | null;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+export { signProvisioningRequest } from '../provisioning-keys.js';
 
-/** The signature a device sends: hex HMAC-SHA256 keyed with sha256(key), over "<timestamp>.<body>". */
-export function signProvisioningRequest(key: string, timestamp: number, body: string): string {
-  return createHmac('sha256', sha256(key)).update(`${timestamp}.${body}`).digest('hex');
-}
-
+/** Both are 64 lower-case hex digits (checked before): equal bytes, compared in constant time. */
 function sameHex(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+  return a.length === b.length && timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
 }
 
 const keySchema = {
@@ -60,6 +57,9 @@ const keySchema = {
 
 const provisioningRoutes: FastifyPluginAsync = async (app) => {
   const { db, hasher, config } = app.roost;
+  let secret: Buffer | undefined;
+  // Read on first use: an API that never provisions needs no secret file.
+  const serverSecret = () => (secret ??= loadServerSecret(serverSecretFile(config)));
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 409: { $ref: 'error#' } };
 
   // Keep the raw body: a signed request is verified over the exact bytes sent.
@@ -73,7 +73,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: { name: string; role?: string; acl_template?: KeyRow['acl_template']; max_uses?: number; expires_at?: string; allow_reprovision?: boolean } }>('/api/provisioning-keys', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['provisioning'],
       security: bearerSecurity,
@@ -103,12 +103,12 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
     },
   }, async (req, reply) => {
     const b = req.body;
-    const key = 'rpk_' + randomBytes(24).toString('base64url');
+    const { key, key_seed, secret_hash } = newProvisioningKey(serverSecret());
     try {
       const res = await db.query<KeyRow>(
-        `INSERT INTO provisioning_keys (name, secret_hash, role, acl_template, max_uses, expires_at, allow_reprovision)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-        [b.name, sha256(key), b.role ?? null, JSON.stringify(b.acl_template ?? []), b.max_uses ?? null, b.expires_at ?? null, b.allow_reprovision ?? false],
+        `INSERT INTO provisioning_keys (name, secret_hash, key_seed, role, acl_template, max_uses, expires_at, allow_reprovision)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+        [b.name, secret_hash, key_seed, b.role ?? null, JSON.stringify(b.acl_template ?? []), b.max_uses ?? null, b.expires_at ?? null, b.allow_reprovision ?? false],
       );
       await audit(db, req, 'provisioning_key.create', b.name, { role: b.role ?? null, max_uses: b.max_uses ?? null });
       return reply.code(201).send({ key, provisioning_key: res.rows[0] });
@@ -121,7 +121,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/api/provisioning-keys', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['provisioning'],
       security: bearerSecurity,
@@ -135,7 +135,7 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { id: string } }>('/api/provisioning-keys/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['provisioning'],
       security: bearerSecurity,
@@ -155,7 +155,11 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
     const auth = req.headers.authorization;
     const bearer = auth ? /^Bearer\s+(rpk_\S+)$/i.exec(auth)?.[1] : undefined;
     if (bearer) {
-      const res = await db.query<KeyRow>('SELECT * FROM provisioning_keys WHERE secret_hash = $1', [sha256(bearer)]);
+      const { derived, legacy } = lookupHashes(serverSecret(), bearer);
+      const res = await db.query<KeyRow>(
+        'SELECT * FROM provisioning_keys WHERE (key_seed IS NOT NULL AND secret_hash = $1) OR (key_seed IS NULL AND secret_hash = $2)',
+        [derived, legacy],
+      );
       if (!res.rows[0]) throw new ApiErrors.provisioning('invalid provisioning key');
       return res.rows[0];
     }
@@ -165,16 +169,29 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
     if (typeof keyName !== 'string' || typeof signature !== 'string' || !Number.isInteger(timestamp)) {
       throw new ApiErrors.provisioning('send Authorization: Bearer <provisioning key>, or X-Roost-Key, X-Roost-Timestamp and X-Roost-Signature');
     }
+    // One spelling per signature: the replay guard below keys on this exact string.
+    if (!SIGNATURE_FORMAT.test(signature)) throw new ApiErrors.provisioning('X-Roost-Signature must be 64 lower-case hex digits');
     if (Math.abs(Date.now() / 1000 - timestamp) > SIGNATURE_WINDOW_S) throw new ApiErrors.provisioning('signed request is older than 5 minutes (or its clock is off)');
     const res = await db.query<KeyRow>('SELECT * FROM provisioning_keys WHERE name = $1', [keyName]);
     const key = res.rows[0];
+    const hmacKey = key && signingKeyOf(key);
     const raw = (req as FastifyRequest & { rawBody?: string }).rawBody ?? '';
-    const expected = key ? createHmac('sha256', key.secret_hash).update(`${timestamp}.${raw}`).digest('hex') : '';
+    const expected = hmacKey ? createHmac('sha256', hmacKey).update(`${timestamp}.${raw}`).digest('hex') : '';
     if (!key || !sameHex(expected, signature)) throw new ApiErrors.provisioning('invalid signature');
     await db.query("DELETE FROM provisioning_nonces WHERE seen_at < now() - interval '10 minutes'");
     const fresh = await db.query('INSERT INTO provisioning_nonces (signature) VALUES ($1) ON CONFLICT DO NOTHING RETURNING signature', [signature]);
     if (fresh.rowCount === 0) throw new ApiErrors.provisioning('signed request was already used (replay)');
     return key;
+  }
+
+  /** A key made before the server secret signed with its stored hash: refused unless the setting allows it. */
+  function signingKeyOf(key: KeyRow): string {
+    const derived = signingKey(serverSecret(), key);
+    if (derived) return derived;
+    if (config.ROOST_PROVISIONING_LEGACY_SIGNATURES) return key.secret_hash;
+    throw new ApiErrors.provisioning(
+      `key ${key.name} predates the server secret, and its stored hash could sign: make a new key for signed requests (it still works as a bearer key)`,
+    );
   }
 
   async function useKey(tx: Queryable, key: KeyRow): Promise<void> {
@@ -240,14 +257,22 @@ const provisioningRoutes: FastifyPluginAsync = async (app) => {
     const passwordHash = await hasher.hash(password);
     const reprovisioned = await db.transaction(async (tx) => {
       await useKey(tx, key);
-      const exists = await tx.query('SELECT 1 FROM devices WHERE username = $1', [username]);
-      if (exists.rows.length > 0) {
+      const exists = await tx.query<{ provisioned_by: string | null; superuser: boolean; enabled: boolean }>(
+        'SELECT provisioned_by::text, superuser, enabled FROM devices WHERE username = $1 FOR UPDATE',
+        [username],
+      );
+      const device = exists.rows[0];
+      if (device) {
         if (!req.body.reprovision) throw new ApiErrors.conflict(`device ${username} exists; to replace its credentials send "reprovision": true`);
         if (!key.allow_reprovision) throw new ApiErrors.provisioning('this provisioning key may not re-provision existing devices');
-        await updateDevice(tx, username, { passwordHash, enabled: true });
+        // A key replaces only the credentials it handed out: never an admin's device or a superuser.
+        if (device.provisioned_by !== String(key.id) || device.superuser) throw new ApiErrors.provisioning(`this provisioning key did not provision device ${username}`);
+        if (!device.enabled) throw new ApiErrors.provisioningForbidden(`device ${username} is disabled; an admin must enable it before it is re-provisioned`);
+        await updateDevice(tx, username, { passwordHash });
         return true;
       }
       await createDevice(tx, { username, passwordHash, name: req.body.name ?? null, type: req.body.type ?? null, attributes: req.body.attributes ?? {} });
+      await tx.query('UPDATE devices SET provisioned_by = $2 WHERE username = $1', [username, key.id]);
       if (key.role) await assignRole(tx, username, key.role);
       for (const t of key.acl_template) await addRule(tx, { device: username, pattern: t.pattern.replaceAll('{device}', username), access: t.access });
       return false;

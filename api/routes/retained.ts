@@ -41,7 +41,7 @@ const retainedRoutes: FastifyPluginAsync = async (app) => {
   const view = (p: AedesPublishPacket) => ({ topic: p.topic, qos: p.qos, ...livePayload(Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload)) });
 
   app.get<{ Querystring: { filter?: string; limit: number; cursor?: string } }>('/retained', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['retained'],
       security: bearerSecurity,
@@ -56,7 +56,7 @@ const retainedRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { topic: string } }>('/retained/message', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['retained'],
       security: bearerSecurity,
@@ -71,7 +71,7 @@ const retainedRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Querystring: { topic: string } }>('/retained/message', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['retained'],
       security: bearerSecurity,

@@ -47,7 +47,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   } as const;
 
   app.post<{ Body: { name: string; description?: string } }>('/roles', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['acl'],
       security: bearerSecurity,
@@ -66,7 +66,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/roles', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['acl'],
       security: bearerSecurity,
@@ -80,7 +80,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { name: string } }>('/roles/:name', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: { tags: ['acl'], security: bearerSecurity, params: nameParams, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
     await deleteRole(db, req.params.name);
@@ -89,7 +89,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.put<{ Params: { name: string; username: string } }>('/roles/:name/devices/:username', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: assignmentSchema,
   }, async (req, reply) => {
     await assignRole(db, req.params.username, req.params.name);
@@ -98,7 +98,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { name: string; username: string } }>('/roles/:name/devices/:username', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: assignmentSchema,
   }, async (req, reply) => {
     if (!(await unassignRole(db, req.params.username, req.params.name))) {
@@ -109,7 +109,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<{ Body: { device?: string; role?: string; pattern: string; access: 'read' | 'write' | 'readwrite'; effect?: 'allow' | 'deny'; ordering?: number } }>('/rules', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['acl'],
       security: bearerSecurity,
@@ -135,7 +135,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { device?: string; role?: string; limit: number; cursor?: string } }>('/rules', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['acl'],
       security: bearerSecurity,
@@ -155,7 +155,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { id: string } }>('/rules/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['acl'],
       security: bearerSecurity,
@@ -169,7 +169,7 @@ const roleRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { device: string; action: 'publish' | 'subscribe' | 'read'; topic: string; client_id?: string } }>('/acl/check', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['acl'],
       security: bearerSecurity,

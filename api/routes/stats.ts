@@ -11,7 +11,7 @@ const statsRoutes: FastifyPluginAsync = async (app) => {
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
 
   app.get('/metrics', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['stats'], security: bearerSecurity, description: 'Prometheus text exposition format', response: { 200: { type: 'string' }, ...err } },
   }, async (_req, reply) => {
     if (!metrics) return reply.type('text/plain; version=0.0.4').send('');
@@ -19,7 +19,7 @@ const statsRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get('/api/stats', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['stats'],
       security: bearerSecurity,
@@ -59,7 +59,7 @@ const statsRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Querystring: { filter?: string; limit: number; cursor?: string } }>('/api/topics', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['stats'],
       security: bearerSecurity,

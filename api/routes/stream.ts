@@ -16,7 +16,8 @@ import { decideRead, decideSubscribe, type CompiledSubject } from '../../auth/ac
 import type { Db } from '../../lib/db/index.js';
 import { bearerSecurity } from '../auth.js';
 import { ApiErrors } from '../errors.js';
-import { readerOf } from '../readers.js';
+import { historyRateLimit } from '../history-limits.js';
+import { followAccess, readerOf } from '../readers.js';
 import { topicCondition } from '../topic-sql.js';
 import { messageSchema, messageView, type MessageRow } from './messages.js';
 
@@ -75,11 +76,12 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
   /** The reader, refused unless it may read the whole filter (as an MQTT SUBSCRIBE would be). */
   const admit = async (req: Parameters<typeof readerOf>[0], filter: string) => {
     const reader = await readerOf(req);
-    if (reader !== 'all' && !decideSubscribe(reader, filter).allowed) throw new ApiErrors.aclDenied(filter);
+    if (reader.scope !== 'all' && !decideSubscribe(reader.scope, filter).allowed) throw new ApiErrors.aclDenied(filter);
     return reader;
   };
 
   app.get<{ Querystring: { filter?: string; after_id?: string; limit: number } }>('/messages/pull', {
+    config: historyRateLimit(app.roost.config),
     schema: {
       tags: ['messages'],
       security: bearerSecurity,
@@ -94,7 +96,7 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
     const filter = req.query.filter ?? '#';
     const reader = await admit(req, filter);
     const got = await readAfter(db, req.query.after_id ?? '0', filter, req.query.limit);
-    return { items: got.rows.filter((r) => visibleTo(reader, r.topic)).map(messageView), next_after_id: got.scanned };
+    return { items: got.rows.filter((r) => visibleTo(reader.scope, r.topic)).map(messageView), next_after_id: got.scanned };
   });
 
   app.get<{ Querystring: { filter?: string; after_id?: string } }>('/messages/stream', {
@@ -132,13 +134,17 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
     };
     broker?.on('publish', onPublish);
     const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
-    req.raw.on('close', () => {
+    let scope = reader.scope;
+    const stop = () => {
       open = false;
+      stopFollowing();
       clearInterval(ping);
       clearTimeout(wakeTimer);
       broker?.off('publish', onPublish);
       wake?.();
-    });
+    };
+    const stopFollowing = followAccess(req, reader, { changed: (now) => (scope = now), lost: stop });
+    req.raw.on('close', stop);
 
     const idle = () =>
       new Promise<void>((resolve) => {
@@ -157,7 +163,7 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
         const got = await readAfter(db, cursor, filter, SSE_PAGE);
         for (const row of got.rows) {
           if (!open) break;
-          if (!visibleTo(reader, row.topic)) continue;
+          if (!visibleTo(scope, row.topic)) continue;
           if (!res.write(`id: ${row.id}\nevent: message\ndata: ${JSON.stringify(messageView(row))}\n\n`)) await drained();
         }
         cursor = got.scanned;
@@ -166,8 +172,7 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
     } catch (e) {
       req.log.warn({ err: (e as Error).message }, 'message stream ended by an error');
     } finally {
-      clearInterval(ping);
-      broker?.off('publish', onPublish);
+      stop();
       res.end();
     }
   });

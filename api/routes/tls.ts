@@ -42,12 +42,12 @@ const tlsRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.get('/tls', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['tls'], security: bearerSecurity, response: { 200: stateSchema, ...err } },
   }, async () => credentials().status);
 
   app.post('/tls/reload', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tls'],
       security: bearerSecurity,

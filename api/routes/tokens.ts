@@ -3,7 +3,7 @@ import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
 import { decodeIdCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
-import { createApiToken } from '../tokens.js';
+import { createApiToken, defaultTokenExpiry } from '../tokens.js';
 
 const tokenSchema = {
   type: 'object',
@@ -23,7 +23,7 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' } };
 
   app.post<{ Body: { name: string; role: 'admin' | 'viewer'; expires_at?: string } }>('/tokens', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tokens'],
       security: bearerSecurity,
@@ -37,16 +37,17 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
           expires_at: { type: 'string', format: 'date-time' },
         },
       },
-      response: { 201: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' } } }, ...err },
+      response: { 201: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' }, expires_at: { type: ['string', 'null'], format: 'date-time' } } }, ...err },
     },
   }, async (req, reply) => {
-    const created = await createApiToken(db, req.body.name, req.body.role, req.body.expires_at ? new Date(req.body.expires_at) : undefined);
+    const expiresAt = req.body.expires_at ? new Date(req.body.expires_at) : defaultTokenExpiry(app.roost.config.ROOST_API_TOKEN_TTL_DAYS);
+    const created = await createApiToken(db, req.body.name, req.body.role, expiresAt);
     await audit(db, req, 'token.create', req.body.name, { role: req.body.role });
     return reply.code(201).send(created);
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/tokens', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tokens'],
       security: bearerSecurity,
@@ -64,7 +65,7 @@ const tokenRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<{ Params: { id: string } }>('/tokens/:id', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['tokens'],
       security: bearerSecurity,

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { WEBHOOK_EVENTS } from '../../broker/webhooks.js';
+import { redactUrl, TargetPolicy } from '../../broker/webhooks-delivery.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
@@ -108,7 +109,7 @@ const SELECT = `
 function view(r: WebhookRow) {
   return {
     name: r.name,
-    url: r.url,
+    url: redactUrl(r.url),
     events: r.events,
     topic_filter: r.topic_filter,
     batch_max: r.batch_max,
@@ -140,6 +141,7 @@ const isUniqueViolation = (err: unknown) => (err as { code?: unknown })?.code ==
 
 const webhookRoutes: FastifyPluginAsync = async (app) => {
   const { db, config } = app.roost;
+  const targets = new TargetPolicy(config.ROOST_WEBHOOK_ALLOWED_TARGETS);
   app.addSchema(webhookSchema);
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 409: { $ref: 'error#' } };
   const nameParams = { type: 'object', properties: { name: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
@@ -151,7 +153,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   };
 
   app.post<{ Body: WebhookBody }>('/webhooks', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
@@ -170,6 +172,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
     },
   }, async (req, reply) => {
     const b = req.body;
+    await targets.check(b.url);
     const filter = b.topic_filter ?? '#';
     const secret = b.secret ?? newSecret();
     try {
@@ -183,12 +186,12 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
       if (isUniqueViolation(e)) throw new ApiErrors.conflict(`a webhook named ${b.name} exists`);
       throw e;
     }
-    await audit(db, req, 'webhook.create', b.name, { url: b.url, events: b.events, topic_filter: filter });
+    await audit(db, req, 'webhook.create', b.name, { url: redactUrl(b.url), events: b.events, topic_filter: filter });
     return reply.code(201).send({ webhook: view(await load(b.name)), secret });
   });
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/webhooks', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
@@ -203,12 +206,12 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Params: { name: string } }>('/webhooks/:name', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: { tags: ['webhooks'], security: bearerSecurity, params: nameParams, response: { 200: { $ref: 'webhook#' }, ...err } },
   }, async (req) => view(await load(req.params.name)));
 
   app.patch<{ Params: { name: string }; Body: Partial<WebhookBody> }>('/webhooks/:name', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,
@@ -219,6 +222,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
     },
   }, async (req) => {
     const b = req.body;
+    if (b.url) await targets.check(b.url);
     const existing = await load(req.params.name);
     const secret = b.rotate_secret ? newSecret() : undefined;
     const filter = b.topic_filter ?? existing.topic_filter;
@@ -234,12 +238,12 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
         b.batch_wait_ms ?? null, b.timeout_ms ?? null, b.retention_s ?? null, b.enabled ?? null],
     );
     const { rotate_secret: rotated, ...changes } = b;
-    await audit(db, req, 'webhook.update', req.params.name, { ...changes, secret_rotated: Boolean(rotated) });
+    await audit(db, req, 'webhook.update', req.params.name, { ...changes, ...(changes.url ? { url: redactUrl(changes.url) } : {}), secret_rotated: Boolean(rotated) });
     return { webhook: view(await load(req.params.name)), ...(secret ? { secret } : {}) };
   });
 
   app.delete<{ Params: { name: string } }>('/webhooks/:name', {
-    preHandler: requireRole('admin'),
+    onRequest: requireRole('admin'),
     schema: { tags: ['webhooks'], security: bearerSecurity, description: 'Deletes a webhook and its undelivered events.', params: nameParams, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
     const res = await db.query('DELETE FROM webhooks WHERE name = $1', [req.params.name]);
@@ -249,7 +253,7 @@ const webhookRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<{ Params: { name: string }; Querystring: { limit: number; cursor?: string } }>('/webhooks/:name/deliveries', {
-    preHandler: requireRole('viewer'),
+    onRequest: requireRole('viewer'),
     schema: {
       tags: ['webhooks'],
       security: bearerSecurity,

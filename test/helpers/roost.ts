@@ -120,6 +120,16 @@ export async function api(t: TestRoost, method: string, url: string, body?: unkn
   return { status: res.status, body: json, text, headers: res.headers };
 }
 
+/** A device's POST /provision: no API token, the body sent as given when it is a string (signed requests). */
+export async function provisionRequest(t: TestRoost, body: unknown, headers: Record<string, string>) {
+  const res = await fetch(`http://127.0.0.1:${t.roost.ports.api}/provision`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
 export async function connectClient(t: TestRoost, transport: Transport, opts: IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect(brokerUrl(t, transport), {
     protocolVersion: 4,
@@ -135,6 +145,16 @@ export async function connectClient(t: TestRoost, transport: Transport, opts: IC
     client.once('close', () => reject(new Error('connection closed before CONNACK')));
   });
   return client;
+}
+
+/** Polls `ok` every 100 ms until it holds or `ms` pass; its last answer. */
+export async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return ok();
 }
 
 /** Collects messages until `count` arrived or `ms` passed. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signProvisioningRequest } from '../../api/routes/provisioning.js';
-import { api, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+import { api, connectClient, provisionRequest, startTestRoost, type TestRoost } from '../helpers/roost.js';
 
 let t: TestRoost;
 beforeAll(async () => {
@@ -8,14 +8,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.stop());
 
-async function provision(body: unknown, headers: Record<string, string>) {
-  const res = await fetch(`http://127.0.0.1:${t.roost.ports.api}/provision`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
+const provision = (body: unknown, headers: Record<string, string>) => provisionRequest(t, body, headers);
 
 describe('provisioning', () => {
   it('a key provisions a device with its ACL template and role, and the credentials work over MQTT', async () => {
@@ -71,19 +64,23 @@ describe('provisioning', () => {
 
   it('never re-provisions silently', async () => {
     const plain = (await api(t, 'POST', '/api/provisioning-keys', { name: 'plain' })).body;
-    const first = await provision({ device: 'gw-77' }, { authorization: `Bearer ${plain.key}` });
+    const first = await provision({ device: 'gw-76' }, { authorization: `Bearer ${plain.key}` });
     expect(first.status).toBe(200);
-    const again = await provision({ device: 'gw-77' }, { authorization: `Bearer ${plain.key}` });
+    const again = await provision({ device: 'gw-76' }, { authorization: `Bearer ${plain.key}` });
     expect(again.status).toBe(409);
     expect(again.body.message).toMatch(/send "reprovision": true/);
-    const notAllowed = await provision({ device: 'gw-77', reprovision: true }, { authorization: `Bearer ${plain.key}` });
+    const notAllowed = await provision({ device: 'gw-76', reprovision: true }, { authorization: `Bearer ${plain.key}` });
     expect(notAllowed.status).toBe(401);
+    expect(notAllowed.body.message).toBe('this provisioning key may not re-provision existing devices');
 
+    // Only the key that provisioned a device may re-provision it.
     const allowing = (await api(t, 'POST', '/api/provisioning-keys', { name: 'replacer', allow_reprovision: true })).body;
+    const original = await provision({ device: 'gw-77' }, { authorization: `Bearer ${allowing.key}` });
+    expect(original.status).toBe(200);
     const replaced = await provision({ device: 'gw-77', reprovision: true }, { authorization: `Bearer ${allowing.key}` });
     expect(replaced.status).toBe(200);
     expect(replaced.body.reprovisioned).toBe(true);
-    await expect(connectClient(t, 'mqtt', { username: 'gw-77', password: first.body.password })).rejects.toThrow(/Bad username or password/i);
+    await expect(connectClient(t, 'mqtt', { username: 'gw-77', password: original.body.password })).rejects.toThrow(/Bad username or password/i);
     const ok = await connectClient(t, 'mqtt', { username: 'gw-77', password: replaced.body.password });
     await ok.endAsync();
   });

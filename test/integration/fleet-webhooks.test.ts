@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type BackendName } from '../helpers/db.js';
-import { api, brokerUrl, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+import { api, brokerUrl, connectClient, startTestRoost, type TestRoost, until } from '../helpers/roost.js';
 
 interface ReceivedEvent {
   id: string;
@@ -78,22 +78,14 @@ class Receiver {
   }
 }
 
-async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return ok();
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(BACKENDS)('webhooks (%s)', (backend: BackendName) => {
   let t: TestRoost;
   const receiver = new Receiver();
   beforeAll(async () => {
-    t = await startTestRoost(backend, { env: { ROOST_WEBHOOK_MAX_BACKOFF_MS: '1000' } });
+    // The receiver listens on loopback, which webhooks may reach only when listed.
+    t = await startTestRoost(backend, { env: { ROOST_WEBHOOK_MAX_BACKOFF_MS: '1000', ROOST_WEBHOOK_ALLOWED_TARGETS: '127.0.0.1' } });
     await receiver.start();
   });
   afterAll(async () => {

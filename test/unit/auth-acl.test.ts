@@ -75,6 +75,14 @@ describe('%u and %c substitution', () => {
     expect(expandPattern('devices/all', 'a/b', 'x/#')).toBe('devices/all');
   });
 
+  it('a client id $SYS under rule %c/# gets no $SYS topics: the rule does not apply', () => {
+    expect(expandPattern('%c/#', 'u', '$SYS')).toBeUndefined();
+    expect(expandPattern('%u/#', '$share', 'c')).toBeUndefined();
+    const s = subject([allow('%c/#')], { clientId: '$SYS' });
+    expect(decidePublish(s, '$SYS/broker/x').allowed).toBe(false);
+    expect(decideSubscribe(s, '$SYS/#').allowed).toBe(false);
+  });
+
   it('grants a device only its own subtree through a %u rule', () => {
     const s = subject([allow('devices/%u/#')]);
     expect(decidePublish(s, 'devices/dev1/temp').allowed).toBe(true);
