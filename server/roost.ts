@@ -28,6 +28,7 @@ import { startFlappingDetection } from '../broker/flapping.js';
 import type { Config } from '../lib/config.js';
 import { openDb, type Db } from '../lib/db/index.js';
 import { DataDirLockedError } from '../lib/db/data-dir-lock.js';
+import { DataDirUnsafeError } from '../lib/db/data-dir.js';
 import { localApiUrl, openLocalAccess } from '../api/local-access.js';
 import { migrate } from '../lib/db/migrate.js';
 import { createLogger, type Logger } from '../lib/log.js';
@@ -128,6 +129,7 @@ export async function openConfiguredDb(config: Config): Promise<Db> {
     return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
   } catch (err) {
     if (err instanceof DataDirLockedError) throw new StartupError('ROOST_DATA_DIR', `${err.message}; one process at a time opens an embedded database`);
+    if (err instanceof DataDirUnsafeError) throw new StartupError('ROOST_DATA_DIR', err.message);
     const reason = (err as Error).message || String(err);
     if (config.DATABASE_URL) throw new StartupError('DATABASE_URL', `cannot connect to PostgreSQL (${reason})`);
     throw new StartupError('ROOST_DATA_DIR', `cannot open the embedded database in ${config.ROOST_DATA_DIR} (${reason})`);

@@ -2,12 +2,13 @@
  * The embedded database: PGlite in a data folder, run in a worker thread (pglite-worker.ts) so
  * that its work happens beside the broker's event loop, not inside it.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
 import type { Reply, Request } from './pglite-worker.js';
+import { prepareDataDir } from './data-dir.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
 type OkReply = Extract<Reply, { ok: true }>;
@@ -45,7 +46,7 @@ function toBuffers(rows: unknown[]): void {
 export async function openPglite(dataDir: string): Promise<Db> {
   let lock: DataDirLock | undefined;
   if (!dataDir.startsWith('memory://')) {
-    mkdirSync(dataDir, { recursive: true });
+    prepareDataDir(dataDir);
     lock = lockDataDir(dataDir);
   }
   try {
