@@ -30,7 +30,11 @@ export interface RoostProcess {
   destroy(): Promise<void>;
 }
 
-export async function startRoostProcess(env: Record<string, string> = {}, backend: BackendName = 'postgres'): Promise<RoostProcess> {
+/**
+ * `wrapper` runs Roost under another command (e.g. strace ... --): `child` is then the wrapper's
+ * process; the lock file of an embedded folder names Roost's own pid.
+ */
+export async function startRoostProcess(env: Record<string, string> = {}, backend: BackendName = 'postgres', opts: { wrapper?: string[] } = {}): Promise<RoostProcess> {
   const created =
     backend === 'postgres'
       ? await createPostgresDatabase()
@@ -41,7 +45,7 @@ export async function startRoostProcess(env: Record<string, string> = {}, backen
   const dbOptions = 'url' in created ? { databaseUrl: created.url, dataDir: '' } : { dataDir: created.dataDir };
   const added = spawnSync('node', [CLI, 'device', 'add', PROCESS_ADMIN.username, '--password', PROCESS_ADMIN.password, '--superuser'], { env: dbEnv(dbOptions), encoding: 'utf8' });
   if (added.status !== 0) throw new Error(`roost device add failed: ${added.stderr}`);
-  return launchRoostProcess(dbOptions, env, created.drop);
+  return launchRoostProcess(dbOptions, env, created.drop, opts.wrapper);
 }
 
 /** The settings that point a `roost` command at this database. */
@@ -58,9 +62,10 @@ export function restartRoostProcess(previous: RoostProcess, env: Record<string, 
   return launchRoostProcess(previous.dbOptions, env, () => previous.destroy());
 }
 
-async function launchRoostProcess(dbOptions: RoostProcess['dbOptions'], env: Record<string, string>, drop: () => Promise<void>): Promise<RoostProcess> {
+async function launchRoostProcess(dbOptions: RoostProcess['dbOptions'], env: Record<string, string>, drop: () => Promise<void>, wrapper: string[] = []): Promise<RoostProcess> {
   const [mqttPort, apiPort] = [await freePort(), await freePort()];
-  const child = spawn('node', [CLI, 'start'], {
+  const [command, ...args] = [...wrapper, 'node', CLI, 'start'];
+  const child = spawn(command, args, {
     env: {
       ...dbEnv(dbOptions),
       ROOST_LOG_LEVEL: 'warn',
