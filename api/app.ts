@@ -20,6 +20,7 @@ import auditRoutes from './routes/audit.js';
 import banRoutes from './routes/bans.js';
 import browserTokenRoutes from './routes/browser-tokens.js';
 import clusterRoutes from './routes/cluster.js';
+import commandRoutes from './routes/commands.js';
 import deviceRoutes from './routes/devices.js';
 import healthRoutes from './routes/health.js';
 import liveRoutes from './routes/live.js';
@@ -146,5 +147,6 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(uiRoutes);
   await app.register(clusterRoutes, { prefix: '/api' });
   await app.register(banRoutes, { prefix: '/api' });
+  await app.register(commandRoutes, { prefix: '/api' });
   return app;
 }

@@ -45,6 +45,13 @@ export interface AuthCommandContext {
   db: Db;
   config: Config;
   out: (line: string) => void;
+  /** Reads a file named on the command line; absent: from this machine's disk (see cli/commands.ts). */
+  readFile?: (file: string) => string;
+}
+
+/** A file named on the command line, read where the command was typed. */
+export function readCommandFile(ctx: AuthCommandContext, file: string): string {
+  return ctx.readFile ? ctx.readFile(file) : readFileSync(file, 'utf8');
 }
 
 /** A command line that does not say what to do; the message is the usage line. */
@@ -67,22 +74,22 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   }
 }
 
-function readText(file: string, what: string): string {
+function readText(ctx: AuthCommandContext, file: string, what: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readCommandFile(ctx, file);
   } catch (err) {
     throw new AuthError('ROOST_ERR_MOSQUITTO_FILE', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
 
 /** The password given, read from a file (first line), or generated (then `generated` is true). */
-function passwordFrom(values: { password?: string; 'password-file'?: string }): { password: string; generated: boolean } {
+function passwordFrom(ctx: AuthCommandContext, values: { password?: string; 'password-file'?: string }): { password: string; generated: boolean } {
   if (values.password !== undefined && values['password-file'] !== undefined) {
     throw new AuthUsageError('give --password or --password-file, not both');
   }
   if (values.password !== undefined) return { password: values.password, generated: false };
   if (values['password-file'] !== undefined) {
-    const password = readText(values['password-file'], 'password file').split(/\r?\n/)[0];
+    const password = readText(ctx, values['password-file'], 'password file').split(/\r?\n/)[0];
     return { password, generated: false };
   }
   return { password: randomBytes(18).toString('base64url'), generated: true };
@@ -102,8 +109,8 @@ async function importCommand(args: string[], ctx: AuthCommandContext): Promise<v
   const usage = 'roost import-mosquitto --passwd FILE [--acl FILE]';
   const { values } = parse(args, { passwd: { type: 'string' }, acl: { type: 'string' } }, usage);
   if (!values.passwd) throw new AuthUsageError(`usage: ${usage}`);
-  const passwords = parsePasswordFile(readText(values.passwd, 'password file'), values.passwd);
-  const acl = values.acl ? parseAclFile(readText(values.acl, 'ACL file'), values.acl) : undefined;
+  const passwords = parsePasswordFile(readText(ctx, values.passwd, 'password file'), values.passwd);
+  const acl = values.acl ? parseAclFile(readText(ctx, values.acl, 'ACL file'), values.acl) : undefined;
   const report = await importMosquitto(ctx.db, { passwords, acl, anonymousRole: ctx.config.ROOST_ANONYMOUS_ROLE });
   ctx.out(`devices created: ${report.devicesCreated.length}${report.devicesCreated.length ? ` (${report.devicesCreated.join(', ')})` : ''}`);
   if (report.devicesKept.length) ctx.out(`devices already present, left as they were: ${report.devicesKept.join(', ')}`);
@@ -131,7 +138,7 @@ async function deviceCommand(args: string[], ctx: AuthCommandContext): Promise<v
         usage,
       );
       const username = one(positionals, 0, usage);
-      const { password, generated } = passwordFrom(values);
+      const { password, generated } = passwordFrom(ctx, values);
       const passwordHash = await hasherFor(ctx.config).hash(password);
       await ctx.db.transaction(async (tx) => {
         await createDevice(tx, {
@@ -153,7 +160,7 @@ async function deviceCommand(args: string[], ctx: AuthCommandContext): Promise<v
       const usage = 'roost device passwd USERNAME [--password P | --password-file F]';
       const { values, positionals } = parse(rest, PASSWORD_OPTIONS, usage);
       const username = one(positionals, 0, usage);
-      const { password, generated } = passwordFrom(values);
+      const { password, generated } = passwordFrom(ctx, values);
       await setPasswordHash(ctx.db, username, await hasherFor(ctx.config).hash(password));
       ctx.out(`password of ${username} changed; its live connections stay, new logins need the new password`);
       if (generated) ctx.out(`password (shown once): ${password}`);

@@ -5,16 +5,12 @@
  * makes an API token.
  */
 import { chmodSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { migrate } from '../lib/db/migrate.js';
 import { openConfiguredDb, startApiOnly, startRoost, StartupError } from '../server/roost.js';
-import { createApiToken, defaultTokenExpiry } from '../api/tokens.js';
-import { AUTH_COMMANDS, AuthUsageError, runAuthCommand } from './auth.js';
-import { IMPORT_COMMANDS, runImportCommand } from './import.js';
-import { BAN_COMMANDS, runBanCommand } from './bans.js';
-import { ImportError } from '../auth/go-auth-import.js';
-import { AuthError } from '../auth/errors.js';
+import { lockHolder } from '../lib/db/data-dir-lock.js';
+import { DATA_COMMANDS, isCommandError, runDataCommand } from './commands.js';
+import { CommandRefusedError, HolderUnreachableError, runInHolder } from './delegate.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 
@@ -91,45 +87,26 @@ async function main(argv: string[]): Promise<void> {
       out(report.applied.length ? `applied: ${report.applied.join(', ')}` : 'database is up to date');
       return;
     }
-    case 'token': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: { name: { type: 'string' }, role: { type: 'string', default: 'admin' } },
-      });
-      if (positionals[0] !== 'create' || !values.name || !['admin', 'viewer'].includes(values.role!)) {
-        throw new UsageError('usage: roost token create --name NAME [--role admin|viewer]');
-      }
-      const db = await openConfiguredDb(config);
-      await migrate(db);
-      const { token } = await createApiToken(db, values.name, values.role as 'admin' | 'viewer', defaultTokenExpiry(config.ROOST_API_TOKEN_TTL_DAYS));
-      await db.close();
-      out(token);
-      return;
-    }
-    case 'ban': {
-      const db = await openConfiguredDb(config);
-      try {
-        await migrate(db);
-        await runBanCommand([command, ...rest], { db, out });
-      } finally {
-        await db.close();
-      }
-      return;
-    }
     default: {
-      if ((AUTH_COMMANDS as readonly string[]).includes(command) || (IMPORT_COMMANDS as readonly string[]).includes(command)) {
-        const db = await openConfiguredDb(config);
-        try {
-          await migrate(db);
-          if (!(await runImportCommand([command, ...rest], { db, config, out }))) await runAuthCommand([command, ...rest], { db, config, out });
-        } finally {
-          await db.close();
-        }
-        return;
+      if (!DATA_COMMANDS.includes(command)) {
+        const commands = ['start', 'api', 'migrate', ...DATA_COMMANDS.map((c) => (c === 'token' ? 'token create' : c))];
+        throw new UsageError(`unknown command "${command}"; commands: ${commands.join(', ')}`);
       }
-      throw new UsageError(`unknown command "${command}"; commands: start, api, migrate, token create, ${[...AUTH_COMMANDS, ...IMPORT_COMMANDS, ...BAN_COMMANDS].join(', ')}`);
+      return runData(config, [command, ...rest]);
     }
+  }
+}
+
+/** A data command: in the running Roost that holds the embedded folder, else on the database here. */
+async function runData(config: Config, args: string[]): Promise<void> {
+  const holder = config.DATABASE_URL ? undefined : lockHolder(config.ROOST_DATA_DIR);
+  if (holder) return runInHolder(config.ROOST_DATA_DIR, holder, args, out);
+  const db = await openConfiguredDb(config);
+  try {
+    await migrate(db);
+    await runDataCommand(args, { db, config, out });
+  } finally {
+    await db.close();
   }
 }
 
@@ -137,7 +114,14 @@ class UsageError extends Error {}
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   // One clear line for the user; the detail only at debug level.
-  if (err instanceof ConfigError || err instanceof StartupError || err instanceof UsageError || err instanceof AuthUsageError || err instanceof AuthError || err instanceof ImportError) {
+  if (
+    err instanceof ConfigError ||
+    err instanceof StartupError ||
+    err instanceof UsageError ||
+    err instanceof HolderUnreachableError ||
+    err instanceof CommandRefusedError ||
+    isCommandError(err)
+  ) {
     process.stderr.write(`roost: ${err.message}\n`);
     process.exit(2);
   }

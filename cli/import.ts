@@ -3,12 +3,11 @@
  * from EMQX (PostgreSQL tables, or a built-in database users file), keeping the password hashes so
  * devices connect with the passwords they have. --dry-run reports exactly what would be done.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { emqxAccount, parseEmqxUsersFile, type EmqxHashSettings } from '../auth/emqx.js';
 import { readEmqxTables, readGoAuth, type SourceRead } from '../auth/go-auth.js';
 import { checkRow, importAccounts, ImportError, type AccountImportReport, type ImportedAccount } from '../auth/go-auth-import.js';
-import { AuthUsageError, type AuthCommandContext } from './auth.js';
+import { AuthUsageError, readCommandFile, type AuthCommandContext } from './auth.js';
 
 export const IMPORT_COMMANDS = ['import-go-auth', 'import-emqx'] as const;
 
@@ -103,7 +102,7 @@ async function emqxCommand(args: string[], ctx: AuthCommandContext): Promise<voi
     const file = v.file as string;
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readCommandFile(ctx, file);
     } catch (err) {
       throw new ImportError([`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
     }

@@ -27,6 +27,9 @@ import { startBans, type Bans } from '../broker/bans.js';
 import { startFlappingDetection } from '../broker/flapping.js';
 import type { Config } from '../lib/config.js';
 import { openDb, type Db } from '../lib/db/index.js';
+import { DataDirLockedError } from '../lib/db/data-dir-lock.js';
+import { DataDirUnsafeError } from '../lib/db/data-dir.js';
+import { localApiUrl, openLocalAccess } from '../api/local-access.js';
 import { migrate } from '../lib/db/migrate.js';
 import { createLogger, type Logger } from '../lib/log.js';
 
@@ -85,12 +88,14 @@ export async function startApiOnly(config: Config, opts: { log?: Logger } = {}):
     const api = await buildApi({ db, config, hasher, log });
     await api.listen({ port: config.ROOST_API_PORT === 'off' ? 3000 : config.ROOST_API_PORT, host: config.ROOST_API_HOST });
     const port = (api.server.address() as { port: number }).port;
+    const closeLocalAccess = db.kind === 'pglite' ? await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, port)) : undefined;
     return {
       api,
       db,
       port,
       async close() {
         await api.close();
+        await closeLocalAccess?.();
         await cluster?.close();
         await db.close();
       },
@@ -123,6 +128,8 @@ export async function openConfiguredDb(config: Config): Promise<Db> {
   try {
     return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
   } catch (err) {
+    if (err instanceof DataDirLockedError) throw new StartupError('ROOST_DATA_DIR', `${err.message}; one process at a time opens an embedded database`);
+    if (err instanceof DataDirUnsafeError) throw new StartupError('ROOST_DATA_DIR', err.message);
     const reason = (err as Error).message || String(err);
     if (config.DATABASE_URL) throw new StartupError('DATABASE_URL', `cannot connect to PostgreSQL (${reason})`);
     throw new StartupError('ROOST_DATA_DIR', `cannot open the embedded database in ${config.ROOST_DATA_DIR} (${reason})`);
@@ -264,6 +271,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       });
       await api.listen({ port: config.ROOST_API_PORT, host: config.ROOST_API_HOST });
       ports.api = (api.server.address() as { port: number }).port;
+      // The roost command on this machine sends its commands here while this process holds the folder.
+      if (db.kind === 'pglite') cleanups.push(await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, ports.api)));
     }
 
     let closing: Promise<void> | undefined;

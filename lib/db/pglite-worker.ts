@@ -3,9 +3,10 @@
  * broker's event loop (on two cores the broker and the database then run side by side).
  * Requests arrive in order and are answered in order; see pglite.ts for the other side.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { fdatasyncSync, writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite, types, type Transaction } from '@electric-sql/pglite';
+import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { PGLITE_THREAD_NAME } from './pglite.js';
 
 export type Request =
@@ -36,14 +37,61 @@ try {
   // not Linux: nothing to name
 }
 
+/** The part of Emscripten's NODEFS (the folder on disk as the database sees it) changed below. */
+interface Nodefs {
+  tryFSOperation<T>(op: () => T): T;
+  node_ops: { mknod(...args: [unknown, string, number, unknown]): unknown; setattr(node: unknown, attr: { mode?: number }): void };
+  stream_ops: { setattr(stream: unknown, attr: { mode?: number }): void; fsync?: (stream: { nfd: number }) => number };
+}
+
+/**
+ * PostgreSQL itself runs with umask 077 and fsyncs its WAL at each commit; NODEFS has neither: it
+ * creates files 0666 (a worker thread cannot set a umask) and has no fsync, so a commit was lost to
+ * a power cut. Here every mode it sets is owner-only, and PostgreSQL's fsync() reaches the disk.
+ */
+function ownerOnlyAndDurable(nodefs: Nodefs): void {
+  const ownerOnly = <A extends { mode?: number }>(attr: A): A => (attr.mode === undefined ? attr : { ...attr, mode: attr.mode & ~0o077 });
+  const { mknod, setattr } = nodefs.node_ops;
+  const setStreamAttr = nodefs.stream_ops.setattr;
+  nodefs.node_ops.mknod = (parent, name, mode, dev) => mknod(parent, name, mode & ~0o077, dev);
+  nodefs.node_ops.setattr = (node, attr) => setattr(node, ownerOnly(attr));
+  nodefs.stream_ops.setattr = (stream, attr) => setStreamAttr(stream, ownerOnly(attr));
+  // fdatasync, as PostgreSQL's default wal_sync_method on Linux; a failure reaches PostgreSQL as EIO,
+  // which then stops rather than carrying on with data it cannot trust (data_sync_retry = off).
+  nodefs.stream_ops.fsync = (stream) => {
+    nodefs.tryFSOperation(() => fdatasyncSync(stream.nfd));
+    return 0;
+  };
+}
+
+class OwnerOnlyDurableFS extends NodeFS {
+  override async init(...args: Parameters<NodeFS['init']>): ReturnType<NodeFS['init']> {
+    const { emscriptenOpts } = await super.init(...args);
+    const harden = (mod: { NODEFS: unknown }) => ownerOnlyAndDurable(mod.NODEFS as Nodefs);
+    return { emscriptenOpts: { ...emscriptenOpts, preRun: [...(emscriptenOpts.preRun ?? []), harden] } };
+  }
+}
+
+/**
+ * PGlite starts PostgreSQL with -F (fsync off). Without it, each commit flushes the WAL; with
+ * wal_sync_method=fsync that flush is an fsync() call (Emscripten's fdatasync() does nothing).
+ * A store batch is one COPY, one commit: one flush per batch, as PostgreSQL's group commit.
+ */
+const defaultStartParams = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
+const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c', 'wal_sync_method=fsync'];
+
 const port = parentPort!;
 const dataDir = workerData.dataDir as string;
-if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-const db = await PGlite.create(dataDir, { parsers });
+// The folder was made and checked, owner-only, by the opener (data-dir.ts).
+const db = dataDir.startsWith('memory://')
+  ? await PGlite.create(dataDir, { parsers })
+  : await PGlite.create({ fs: new OwnerOnlyDurableFS(dataDir), parsers, startParams: durableStartParams });
 
 interface OpenTx {
   tx: Transaction;
   finish: (action: 'commit' | 'rollback') => void;
+  /** Settles once the COMMIT (or ROLLBACK) has run. */
+  done: Promise<void>;
 }
 const transactions = new Map<number, OpenTx>();
 const unlisteners = new Map<string, () => Promise<void>>();
@@ -70,19 +118,14 @@ async function handle(req: Request): Promise<void> {
     }
     case 'begin': {
       // The transaction stays open until 'commit' or 'rollback' for it arrives.
-      let opened!: () => void;
-      const ready = new Promise<void>((resolve) => (opened = resolve));
-      const done = db
-        .transaction(async (tx) => {
-          const action = await new Promise<'commit' | 'rollback'>((finish) => {
-            transactions.set(req.tx, { tx, finish });
-            opened();
-          });
-          if (action === 'rollback') await tx.rollback();
-        })
-        .catch(() => {});
-      void done;
-      await ready;
+      let opened!: (open: Omit<OpenTx, 'done'>) => void;
+      const ready = new Promise<Omit<OpenTx, 'done'>>((resolve) => (opened = resolve));
+      const done = db.transaction(async (tx) => {
+        const action = await new Promise<'commit' | 'rollback'>((finish) => opened({ tx, finish }));
+        if (action === 'rollback') await tx.rollback();
+      });
+      done.catch(() => {}); // a failed COMMIT is answered to 'commit', below
+      transactions.set(req.tx, { ...(await ready), done });
       return reply({ id: req.id, ok: true });
     }
     case 'commit':
@@ -90,6 +133,9 @@ async function handle(req: Request): Promise<void> {
       const open = transactions.get(req.tx);
       transactions.delete(req.tx);
       open?.finish(req.op);
+      // Answered once committed (and flushed): the caller may then tell someone it is stored.
+      if (req.op === 'commit') await open?.done;
+      else await open?.done.catch(() => {});
       return reply({ id: req.id, ok: true });
     }
     case 'listen': {

@@ -8,6 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
 import type { Reply, Request } from './pglite-worker.js';
+import { prepareDataDir } from './data-dir.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
 type OkReply = Extract<Reply, { ok: true }>;
 type Pending = { resolve: (reply: OkReply) => void; reject: (err: Error) => void };
@@ -37,8 +39,25 @@ function toBuffers(rows: unknown[]): void {
   }
 }
 
-/** Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests). */
+/**
+ * Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests). The folder is
+ * this process's until close(): another process opening it gets DataDirLockedError.
+ */
 export async function openPglite(dataDir: string): Promise<Db> {
+  let lock: DataDirLock | undefined;
+  if (!dataDir.startsWith('memory://')) {
+    prepareDataDir(dataDir);
+    lock = lockDataDir(dataDir);
+  }
+  try {
+    return await startWorker(dataDir, () => lock?.release());
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+async function startWorker(dataDir: string, onClosed: () => void): Promise<Db> {
   const worker = new Worker(workerUrl(), { workerData: { dataDir } });
   const pending = new Map<number, Pending>();
   const listeners = new Map<string, Set<NotifyHandler>>();
@@ -66,7 +85,10 @@ export async function openPglite(dataDir: string): Promise<Db> {
     pending.clear();
   };
   worker.on('error', failAll);
-  worker.on('exit', () => failAll(new Error('embedded database stopped')));
+  worker.on('exit', () => {
+    onClosed();
+    failAll(new Error('embedded database stopped'));
+  });
   await started;
 
   function call(req: Outgoing, transfer?: ArrayBuffer[]): Promise<OkReply> {

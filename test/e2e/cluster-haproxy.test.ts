@@ -116,7 +116,9 @@ describe('HAProxy (deploy/haproxy.cfg) in front of two nodes', () => {
     const movedClients = placed.filter((c) => c.node === victimId).map((c) => c.client_id);
     await victim.kill('SIGKILL');
     const sent: string[] = [];
-    for (let i = 0; i < 20; i++) {
+    // Until at least one publish was acknowledged after the kill, so that the check below is never of an empty list.
+    const until = Date.now() + 15_000;
+    for (let i = 0; i < 20 || (sent.length === 0 && Date.now() < until); i++) {
       const pub = [mqttPub, wsPub].find((p) => p.connected);
       if (pub) {
         const id = `during-${i}`;
@@ -138,7 +140,8 @@ describe('HAProxy (deploy/haproxy.cfg) in front of two nodes', () => {
     const expected = [...sent, ...Array.from({ length: 5 }, (_, i) => [`mqtt-${i}`, `ws-${i}`]).flat()];
     const has = (r: { messages: Array<{ payload: string }> }) => expected.every((id) => r.messages.some((m) => m.payload === id));
     await waitFor('every acknowledged message at both subscribers', () => has(atMqtt) && has(atWs), 10_000, 100);
-    console.log(`haproxy: killed ${victimId} holding ${movedClients.join(', ')}; all connected again ${moved} ms after the 2 s of publishing during the loss; ${sent.length} of 20 acknowledged during the loss`);
+    console.log(`haproxy: killed ${victimId} holding ${movedClients.join(', ')}; all connected again ${moved} ms after the 2 s of publishing during the loss; ${sent.length} acknowledged during the loss`);
     expect(movedClients).toContain('hp-mqtt-sub');
-  }, 60_000);
+    expect(sent.length).toBeGreaterThan(0);
+  }, 75_000);
 });

@@ -48,6 +48,15 @@ describe('secrets in logs', () => {
     expect(await mqttLogin('no-such-device', secrets.wrongPassword)).toBe(false);
     const rotated = await call('PATCH', '/api/devices/logged-device', { rotate_password: true });
     secrets.rotatedPassword = rotated.body?.password ?? 'absent';
+    // The rotation worked: the new password logs in, the old one no longer does.
+    expect(rotated.status).toBe(200);
+    expect(await mqttLogin('logged-device', secrets.rotatedPassword)).toBe(true);
+    let oldStillIn = true; // the change reaches the credential cache by NOTIFY: allow it a moment
+    for (let i = 0; i < 50 && oldStillIn; i++) {
+      oldStillIn = await mqttLogin('logged-device', secrets.devicePassword);
+      if (oldStillIn) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(oldStillIn).toBe(false);
     const token = await call('POST', '/api/tokens', { name: 'viewer-for-logs', role: 'viewer' });
     secrets.viewerToken = token.body.token;
     expect((await call('GET', '/api/devices', undefined, secrets.viewerToken)).status).toBe(200);

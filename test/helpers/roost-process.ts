@@ -30,7 +30,11 @@ export interface RoostProcess {
   destroy(): Promise<void>;
 }
 
-export async function startRoostProcess(env: Record<string, string> = {}, backend: BackendName = 'postgres'): Promise<RoostProcess> {
+/**
+ * `wrapper` runs Roost under another command (e.g. strace ... --): `child` is then the wrapper's
+ * process; the lock file of an embedded folder names Roost's own pid.
+ */
+export async function startRoostProcess(env: Record<string, string> = {}, backend: BackendName = 'postgres', opts: { wrapper?: string[] } = {}): Promise<RoostProcess> {
   const created =
     backend === 'postgres'
       ? await createPostgresDatabase()
@@ -39,17 +43,31 @@ export async function startRoostProcess(env: Record<string, string> = {}, backen
           return { dataDir, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
         })();
   const dbOptions = 'url' in created ? { databaseUrl: created.url, dataDir: '' } : { dataDir: created.dataDir };
-  const [mqttPort, apiPort] = [await freePort(), await freePort()];
-  const base = {
+  const added = spawnSync('node', [CLI, 'device', 'add', PROCESS_ADMIN.username, '--password', PROCESS_ADMIN.password, '--superuser'], { env: dbEnv(dbOptions), encoding: 'utf8' });
+  if (added.status !== 0) throw new Error(`roost device add failed: ${added.stderr}`);
+  return launchRoostProcess(dbOptions, env, created.drop, opts.wrapper);
+}
+
+/** The settings that point a `roost` command at this database. */
+export function dbEnv(dbOptions: RoostProcess['dbOptions']): Record<string, string> {
+  return {
     PATH: process.env.PATH ?? '',
     ...(dbOptions.databaseUrl ? { DATABASE_URL: dbOptions.databaseUrl } : { ROOST_DATA_DIR: dbOptions.dataDir }),
     ROOST_BCRYPT_COST: '4',
   };
-  const added = spawnSync('node', [CLI, 'device', 'add', PROCESS_ADMIN.username, '--password', PROCESS_ADMIN.password, '--superuser'], { env: base, encoding: 'utf8' });
-  if (added.status !== 0) throw new Error(`roost device add failed: ${added.stderr}`);
-  const child = spawn('node', [CLI, 'start'], {
+}
+
+/** Roost again on the database of one that has exited (destroy() of either drops it). */
+export function restartRoostProcess(previous: RoostProcess, env: Record<string, string> = {}): Promise<RoostProcess> {
+  return launchRoostProcess(previous.dbOptions, env, () => previous.destroy());
+}
+
+async function launchRoostProcess(dbOptions: RoostProcess['dbOptions'], env: Record<string, string>, drop: () => Promise<void>, wrapper: string[] = []): Promise<RoostProcess> {
+  const [mqttPort, apiPort] = [await freePort(), await freePort()];
+  const [command, ...args] = [...wrapper, 'node', CLI, 'start'];
+  const child = spawn(command, args, {
     env: {
-      ...base,
+      ...dbEnv(dbOptions),
       ROOST_LOG_LEVEL: 'warn',
       ROOST_HOST: '127.0.0.1',
       ROOST_API_HOST: '127.0.0.1',
@@ -70,7 +88,7 @@ export async function startRoostProcess(env: Record<string, string> = {}, backen
   while (!(await fetch(`http://127.0.0.1:${apiPort}/ready`).then((r) => r.ok, () => false))) {
     if (child.exitCode !== null || Date.now() - started > 30_000) {
       child.kill('SIGKILL');
-      await created.drop();
+      await drop();
       throw new Error(`Roost did not become ready: ${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -92,7 +110,7 @@ export async function startRoostProcess(env: Record<string, string> = {}, backen
         child.kill('SIGKILL');
         await exited;
       }
-      await created.drop();
+      await drop();
     },
   };
 }

@@ -26,6 +26,7 @@ const MUTATIONS: Case[] = [
   ['DELETE', '/api/rules/1'],
   ['POST', '/api/tokens', { name: 'x', role: 'viewer' }],
   ['DELETE', '/api/tokens/999'],
+  ['POST', '/api/commands', { args: ['role', 'list'] }],
 ];
 const READS: Case[] = [
   ['GET', '/api/devices'],

@@ -114,6 +114,10 @@ describe.each(BACKENDS)('auth in the broker (%s)', (backend) => {
   });
 
   it('gives a wrong password and an unknown username the same answer: 4, bad username or password', async () => {
+    // A bcrypt hash (what every device ends up with) as well as a Mosquitto one: the right password gets in, a wrong one does not.
+    await createDevice(t.roost.db, { username: 'bcrypt_dev', passwordHash: await bcrypt.hash('bcrypt-pw', 4) });
+    expect(await connackOf(t, { username: 'bcrypt_dev', password: 'bcrypt-pw', clientId: 'x0' })).toBe(0);
+    expect((await attempt(t, { username: 'bcrypt_dev', password: 'bcrypt-pW', clientId: 'x0' })).code).toBe(4);
     expect((await attempt(t, { username: 'sentient_api_prod', password: 'wrong', clientId: 'x1' })).code).toBe(4);
     expect((await attempt(t, { username: 'nobody', password: 'api-test-pw', clientId: 'x2' })).code).toBe(4);
     expect((await attempt(t, { username: 'sentient_api_prod', clientId: 'x3' })).code).toBe(4);

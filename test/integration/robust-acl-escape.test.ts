@@ -27,6 +27,8 @@ describe('ACL escape attempts by a restricted device', () => {
     for (const [pattern, access] of [['devices/%u/#', 'readwrite'], ['clients/%c/#', 'readwrite'], ['fleet/+/telemetry', 'read'], ['fleet/cell-7/commands/#', 'read']] as const) {
       expect((await api(t, 'POST', '/api/rules', { device: 'cell-7', pattern, access })).status).toBe(201);
     }
+    // A deny inside a filter it may subscribe to (fleet/+/telemetry): only the check of each delivered message holds it.
+    expect((await api(t, 'POST', '/api/rules', { device: 'cell-7', pattern: 'fleet/cell-9/telemetry', access: 'read', effect: 'deny' })).status).toBe(201);
     // The superuser watches everything, so a leaked message would be seen.
     watcher = await connectClient(t, 'mqtt', { clientId: 'escape-watcher' });
     await watcher.subscribeAsync(['#', '$SYS/#'], { qos: 0 });
@@ -65,6 +67,7 @@ describe('ACL escape attempts by a restricted device', () => {
     const admin = await connectClient(t, 'mqtt', { clientId: 'escape-admin-pub' });
     await admin.publishAsync('fleet/cell-8/commands/open', 'not for you', { qos: 1 });
     await admin.publishAsync('devices/cell-8/secret', 'not for you', { qos: 1 });
+    await admin.publishAsync('fleet/cell-9/telemetry', 'denied under the granted wildcard', { qos: 1 });
     await admin.publishAsync('fleet/cell-8/telemetry', 'allowed', { qos: 1 });
     const got = await client.drain(300);
     expect(got.map((r) => (r.packet as { topic?: string }).topic)).toEqual(['fleet/cell-8/telemetry']);
