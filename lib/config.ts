@@ -99,7 +99,7 @@ const topicFilterList = z
 
 /** name → [schema, default, meaning]; README's configuration table lists the same. */
 export const SETTINGS = {
-  ROOST_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the MQTT listeners'],
+  ROOST_HOST: [z.string().min(1), '127.0.0.1', 'Bind address of the MQTT listeners, e.g. 0.0.0.0 for every interface. While neither this, ROOST_API_HOST nor ROOST_ALLOW_ANONYMOUS is set, Roost runs loopback-only: anonymous clients may read and write every topic but $SYS'],
   ROOST_MQTT_PORT: [listenerPort, 1883, 'MQTT over TCP port ("off" disables)'],
   ROOST_MQTTS_PORT: [listenerPort, 8883, 'MQTT over TLS port; starts when ROOST_TLS_CERT and ROOST_TLS_KEY are set'],
   ROOST_WS_PORT: [listenerPort, 8080, 'MQTT over WebSocket port'],
@@ -121,7 +121,7 @@ export const SETTINGS = {
   ROOST_TLS_ONLY: [bool, false, 'Only the TLS listeners (MQTTS, WSS): plain MQTT and WebSocket stay closed whatever their ports say'],
   ROOST_PUBLIC_HOST: [z.string().min(1).optional(), undefined, 'Host name devices should connect to, told to them at provisioning (default: the Host header of the request)'],
   ROOST_PUBLIC_CA_CERT: [readableFile.optional(), undefined, 'PEM CA certificate handed to provisioned devices so they can verify the server'],
-  ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
+  ROOST_API_HOST: [z.string().min(1), '127.0.0.1', 'Bind address of the HTTP API, e.g. 0.0.0.0 for every interface'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
   DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],
@@ -137,7 +137,7 @@ export const SETTINGS = {
   ROOST_BCRYPT_COST: [z.coerce.number().int().min(4).max(15), 10, 'bcrypt cost of new password hashes'],
   ROOST_BCRYPT_CONCURRENCY: [positiveInt, 2, 'bcrypt compares running at once (off the event loop)'],
   ROOST_BCRYPT_QUEUE: [positiveInt, 1000, 'CONNECTs that may wait for a bcrypt compare; more are refused'],
-  ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username'],
+  ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username (outside the loopback-only mode, see ROOST_HOST)'],
   ROOST_ANONYMOUS_ROLE: [z.string().min(1), 'anonymous', 'Role whose rules anonymous clients get'],
   ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
   ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins before the source is refused for the cooling-off period'],
@@ -175,7 +175,17 @@ export const SETTINGS = {
 
 type Settings = typeof SETTINGS;
 export type SettingName = keyof Settings;
-export type Config = { [K in SettingName]: z.output<Settings[K][0]> };
+export type Config = { [K in SettingName]: z.output<Settings[K][0]> } & {
+  /**
+   * No address and no anonymous policy configured: the listeners and the API bind 127.0.0.1 and
+   * anonymous clients may read and write every topic but $SYS — Mosquitto 2's local-only mode,
+   * so a fresh `npm start` answers `mosquitto_sub -h localhost` and nothing beyond this machine.
+   */
+  loopbackOnly: boolean;
+};
+
+/** The settings whose being set at all ends the loopback-only mode. */
+const LEAVES_LOOPBACK_ONLY: readonly SettingName[] = ['ROOST_HOST', 'ROOST_API_HOST', 'ROOST_ALLOW_ANONYMOUS'];
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let fileValues: Record<string, unknown> = {};
@@ -190,9 +200,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (!(key in SETTINGS)) throw new ConfigError('ROOST_CONFIG', `unknown setting ${key} in ${file}`);
     }
   }
-  const config: Record<string, unknown> = {};
+  // An empty variable counts as unset.
+  const given = (name: string): unknown => (env[name] !== undefined && env[name] !== '' ? env[name] : fileValues[name]);
+  const config: Record<string, unknown> = { loopbackOnly: LEAVES_LOOPBACK_ONLY.every((name) => given(name) === undefined) };
   for (const [name, [schema, fallback]] of Object.entries(SETTINGS)) {
-    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : (fileValues[name] ?? fallback);
+    const raw = given(name) ?? fallback;
     const parsed = (schema as z.ZodType).safeParse(raw);
     if (!parsed.success) {
       // URLs may carry passwords: never echo them.
