@@ -130,6 +130,7 @@ export const SETTINGS = {
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
   ROOST_NODE_ADDRESS: [z.string().min(1).optional(), undefined, 'Address of this node shown in the cluster view, GET /api/cluster/nodes (default: host name:MQTT port)'],
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
+  ROOST_LOG_FORMAT: [z.enum(['json', 'pretty']).optional(), undefined, 'Log lines: json, or pretty (one readable line per event: time, level, component, message); unset: pretty on a terminal, JSON otherwise'],
   ROOST_SYS_INTERVAL_S: [nonNegativeInt, 10, 'Seconds between broker statistics on $SYS/roost/<node>/... (0 turns them off)'],
   ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],
   ROOST_ADMIN_TOKEN_FILE: [z.string().optional(), undefined, 'Where to also write the first admin token (default: printed only)'],
