@@ -97,7 +97,7 @@ const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
-/** name → [schema, default, meaning]; README's configuration table lists the same. */
+/** name → [schema, default, meaning]; docs/configuration.md's table is generated from it (test/unit/readme.test.ts). */
 export const SETTINGS = {
   ROOST_HOST: [z.string().min(1), '127.0.0.1', 'Bind address of the MQTT listeners, e.g. 0.0.0.0 for every interface. While neither this, ROOST_API_HOST nor ROOST_ALLOW_ANONYMOUS is set, Roost runs loopback-only: anonymous clients may read and write every topic but $SYS'],
   ROOST_MQTT_PORT: [listenerPort, 1883, 'MQTT over TCP port ("off" disables)'],
@@ -153,7 +153,7 @@ export const SETTINGS = {
   ROOST_STORE_CONNECTIONS: [positiveInt, 1, 'Batches written at once on PostgreSQL, each on its own connection of the pool (less than ROOST_DB_POOL_SIZE), for a server with cores to spare; they still commit one after the other in id order. PGlite writes one at a time'],
   ROOST_PARTITION_DAYS: [positiveInt, 1, 'Days per partition of the messages table'],
   ROOST_RETENTION_DAYS: [nonNegativeInt, 0, 'Drop message partitions older than this many days (0 keeps everything)'],
-  // Limits and abuse handling (README: "Limits, bans and faults")
+  // Limits and abuse handling (docs/limits-and-bans.md)
   ROOST_MAX_CONNECTIONS: [nonNegativeInt, 100_000, 'Most MQTT connections open at once on this node, all listeners together; more are closed as they arrive (0: no limit)'],
   ROOST_MAX_CONNECTIONS_PER_IP: [nonNegativeInt, 0, 'Most MQTT connections open at once from one IP address (0: no limit; behind a load balancer every client has its address)'],
   ROOST_CONNECT_TIMEOUT_MS: [positiveInt, 10_000, 'A connection that has not sent CONNECT this long after opening is closed'],
