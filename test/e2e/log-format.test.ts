@@ -6,6 +6,9 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
 
+/** A first start on PGlite takes seconds, and a loaded CI machine is 3× slower. */
+const PROCESS_TEST_MS = 120_000;
+
 /** A CONNECT with a wrong password: Roost logs the refusal (component auth) at warn. */
 async function failLogin(r: RoostProcess): Promise<void> {
   const client = mqtt.connect(`mqtt://127.0.0.1:${r.mqttPort}`, { protocolVersion: 4, reconnectPeriod: 0, username: 'nobody', password: 'wrong' });
@@ -42,12 +45,12 @@ describe('log format of roost start', () => {
     const [started] = await waitForLine(roost, /roost started/);
     expect(started).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  roost started /);
     expect(roost.output().split('\n').filter((line) => line.startsWith('{'))).toEqual([]);
-  });
+  }, PROCESS_TEST_MS);
 
   it('writes JSON lines when stdout is a pipe and no format is chosen', async () => {
     roost = await startRoostProcess({ ROOST_LOG_LEVEL: 'info' }, 'pglite');
     await failLogin(roost);
     const [refused] = await waitForLine(roost, /connection refused/);
     expect(JSON.parse(refused)).toMatchObject({ level: 40, component: 'auth', msg: 'connection refused', username: 'nobody' });
-  });
+  }, PROCESS_TEST_MS);
 });

@@ -96,6 +96,9 @@ describe.each(BACKENDS)('loopback-only mode with no address configured (%s)', (b
   });
 });
 
+/** These tests start their own Roost; a loaded CI machine is 3× slower. */
+const START_TEST_MS = 90_000;
+
 describe('anonymous clients once an address is configured', () => {
   let t: TestRoost | undefined;
   afterEach(async () => {
@@ -106,10 +109,10 @@ describe('anonymous clients once an address is configured', () => {
   it('refuses them with CONNACK 5 when ROOST_HOST is set', async () => {
     t = await startTestRoost('pglite', { env: { ROOST_HOST: '127.0.0.1', ROOST_API_HOST: '' } });
     expect(await refusedCode(t)).toBe(5);
-  });
+  }, START_TEST_MS);
 
   it('refuses them with CONNACK 5 when only ROOST_API_HOST is set', async () => {
     t = await startTestRoost('pglite', { env: { ROOST_HOST: '', ROOST_API_HOST: '127.0.0.1' } });
     expect(await refusedCode(t)).toBe(5);
-  });
+  }, START_TEST_MS);
 });
