@@ -4,6 +4,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json ./
+COPY server server
+COPY cli cli
 COPY lib lib
 COPY broker broker
 COPY api api
@@ -15,6 +17,9 @@ RUN npm run build
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
+# A container is reached from outside it: listen on every interface, which also ends the
+# loopback-only mode (anonymous clients are refused; README "Devices, passwords and topic rules").
+ENV ROOST_HOST=0.0.0.0 ROOST_API_HOST=0.0.0.0
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force

@@ -51,6 +51,11 @@ export interface AuthenticatorOptions {
   bcryptQueue: number;
   allowAnonymous: boolean;
   anonymousRole: string;
+  /**
+   * No listener address configured (Config.loopbackOnly): every client is on this machine, and an
+   * anonymous one may read and write every topic but $SYS, whatever allowAnonymous says.
+   */
+  loopbackOnly?: boolean;
   certificatePasswordRequired: boolean;
   failuresBeforeDelay: number;
   failuresBeforeBlock: number;
@@ -60,6 +65,16 @@ export interface AuthenticatorOptions {
   /** Records a successful login (last_seen); default: one UPDATE per login. */
   recordLogin?: (device: DeviceRecord) => void;
 }
+
+/**
+ * The anonymous "role" of the loopback-only mode. `#` matches no `$SYS` topic (MQTT-4.7.2-1), and
+ * no one publishes to `$SYS` (auth/acl.ts).
+ */
+const EVERY_TOPIC_BUT_SYS: RoleRecord = {
+  id: '',
+  name: 'loopback-only',
+  rules: [{ pattern: '#', access: 'readwrite', effect: 'allow', source: 'loopback-only mode' }],
+};
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
@@ -106,7 +121,7 @@ export class Authenticator {
   }
 
   private async loginAnonymously(): Promise<LoginResult> {
-    if (!this.options.allowAnonymous) throw new AuthError('ROOST_ERR_ANONYMOUS_REFUSED');
+    if (!this.options.allowAnonymous && !this.options.loopbackOnly) throw new AuthError('ROOST_ERR_ANONYMOUS_REFUSED');
     const role = await this.anonymousRole();
     return { kind: 'anonymous', superuser: false, rules: role?.rules ?? [] };
   }
@@ -202,6 +217,7 @@ export class Authenticator {
   }
 
   anonymousRole(): Promise<RoleRecord | undefined> {
+    if (this.options.loopbackOnly) return Promise.resolve(EVERY_TOPIC_BUT_SYS);
     this.anonymous ??= loadRole(this.options.db, this.options.anonymousRole).catch((err: unknown) => {
       this.anonymous = undefined;
       throw err;

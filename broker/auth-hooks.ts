@@ -100,6 +100,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     bcryptQueue: config.ROOST_BCRYPT_QUEUE,
     allowAnonymous: config.ROOST_ALLOW_ANONYMOUS,
     anonymousRole: config.ROOST_ANONYMOUS_ROLE,
+    loopbackOnly: config.loopbackOnly,
     certificatePasswordRequired: config.ROOST_TLS_CERT_PASSWORD_REQUIRED,
     failuresBeforeDelay: config.ROOST_AUTH_FAILURES_BEFORE_DELAY,
     failuresBeforeBlock: config.ROOST_AUTH_FAILURES_BEFORE_BLOCK,

@@ -26,20 +26,28 @@ function showFirstAdminToken(config: Config, token: string): void {
   out(`First admin API token written to ${file} (mode 0600; stored hashed; make another with "roost token create")`);
 }
 
+/** An address every client on this machine can use in a URL. */
+const shownHost = (address: string) => (address === '0.0.0.0' || address === '::' ? 'localhost' : address);
+
+const LOOPBACK_ONLY_LINE =
+  'Loopback-only mode (no address configured): reachable from this machine only, where anonymous clients may read and write every topic but $SYS. ' +
+  'To serve other machines, set ROOST_HOST and ROOST_API_HOST (e.g. 0.0.0.0) and add devices: anonymous clients are then refused unless ROOST_ALLOW_ANONYMOUS=true.';
+
 async function start(config: Config): Promise<void> {
   const roost = await startRoost(config);
   const { log, ports } = roost;
   if (roost.firstAdminToken) showFirstAdminToken(config, roost.firstAdminToken);
-  const host = config.ROOST_HOST === '0.0.0.0' ? 'localhost' : config.ROOST_HOST;
+  const host = shownHost(config.ROOST_HOST);
   const endpoints = [
     ports.mqtt !== undefined && `mqtt://${host}:${ports.mqtt}`,
     ports.mqtts !== undefined && `mqtts://${host}:${ports.mqtts}`,
     ports.ws !== undefined && `ws://${host}:${ports.ws}${config.ROOST_WS_PATH}`,
     ports.wss !== undefined && `wss://${host}:${ports.wss}${config.ROOST_WS_PATH}`,
-    ports.api !== undefined && `http://${host}:${ports.api} (API)`,
+    ports.api !== undefined && `http://${shownHost(config.ROOST_API_HOST)}:${ports.api} (API)`,
   ].filter(Boolean);
-  log.info({ ports, database: roost.db.kind }, 'roost started');
+  log.info({ ports, database: roost.db.kind, loopbackOnly: config.loopbackOnly }, 'roost started');
   out(`Roost is listening on ${endpoints.join(', ')} (database: ${roost.db.kind === 'pglite' ? `embedded in ${config.ROOST_DATA_DIR}` : 'PostgreSQL'})`);
+  if (config.loopbackOnly) out(LOOPBACK_ONLY_LINE);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -74,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
       return start(config);
     case 'api': {
       const apiOnly = await startApiOnly(config);
-      out(`Roost API (no broker) is listening on http://${config.ROOST_API_HOST}:${apiOnly.port}`);
+      out(`Roost API (no broker) is listening on http://${shownHost(config.ROOST_API_HOST)}:${apiOnly.port}`);
       const stop = () => apiOnly.close().then(() => process.exit(0), () => process.exit(1));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

@@ -118,9 +118,9 @@ const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
-/** name → [schema, default, meaning]; README's configuration table lists the same. */
+/** name → [schema, default, meaning]; docs/configuration.md's table is generated from it (test/unit/readme.test.ts). */
 export const SETTINGS = {
-  ROOST_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the MQTT listeners'],
+  ROOST_HOST: [z.string().min(1), '127.0.0.1', 'Bind address of the MQTT listeners, e.g. 0.0.0.0 for every interface. While neither this, ROOST_API_HOST nor ROOST_ALLOW_ANONYMOUS is set, Roost runs loopback-only: anonymous clients may read and write every topic but $SYS'],
   ROOST_MQTT_PORT: [listenerPort, 1883, 'MQTT over TCP port ("off" disables)'],
   ROOST_MQTTS_PORT: [listenerPort, 8883, 'MQTT over TLS port; starts when ROOST_TLS_CERT and ROOST_TLS_KEY are set'],
   ROOST_WS_PORT: [listenerPort, 8080, 'MQTT over WebSocket port'],
@@ -144,7 +144,7 @@ export const SETTINGS = {
   ROOST_PUBLIC_CA_CERT: [readableFile.optional(), undefined, 'PEM CA certificate handed to provisioned devices so they can verify the server'],
   ROOST_SERVER_SECRET_FILE: [z.string().min(1).optional(), undefined, 'File of the server secret provisioning keys are derived from, created mode 0600 when missing (default: server-secret in ROOST_DATA_DIR); every node of a cluster needs the same file, and losing it invalidates the provisioning keys'],
   ROOST_PROVISIONING_LEGACY_SIGNATURES: [bool, false, 'Accept signed provisioning requests by keys made before the server secret (whose stored hash can sign): for a transition only'],
-  ROOST_API_HOST: [z.string().min(1), '0.0.0.0', 'Bind address of the HTTP API'],
+  ROOST_API_HOST: [z.string().min(1), '127.0.0.1', 'Bind address of the HTTP API, e.g. 0.0.0.0 for every interface'],
   ROOST_API_HISTORY_RATE_PER_MIN: [positiveInt, 120, 'Requests per minute one API token may make to each message-history route (/api/messages, /latest, /pull); more get 429'],
   ROOST_API_QUERY_TIMEOUT_MS: [nonNegativeInt, 10_000, 'Longest a message-history query may run (PostgreSQL statement_timeout) before the client gets 503 (0: no limit)'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
@@ -155,6 +155,7 @@ export const SETTINGS = {
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
   ROOST_NODE_ADDRESS: [z.string().min(1).optional(), undefined, 'Address of this node shown in the cluster view, GET /api/cluster/nodes (default: host name:MQTT port)'],
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
+  ROOST_LOG_FORMAT: [z.enum(['json', 'pretty']).optional(), undefined, 'Log lines: json, or pretty (one readable line per event: time, level, component, message); unset: pretty on a terminal, JSON otherwise'],
   ROOST_SYS_INTERVAL_S: [nonNegativeInt, 10, 'Seconds between broker statistics on $SYS/roost/<node>/... (0 turns them off)'],
   ROOST_SHUTDOWN_TIMEOUT_MS: [positiveInt, 10_000, 'Longest a graceful shutdown may take before exiting'],
   ROOST_ADMIN_TOKEN_FILE: [z.string().min(1).optional(), undefined, 'File the first admin token is written to (mode 0600) instead of being printed'],
@@ -163,7 +164,7 @@ export const SETTINGS = {
   ROOST_BCRYPT_COST: [z.coerce.number().int().min(4).max(15), 10, 'bcrypt cost of new password hashes'],
   ROOST_BCRYPT_CONCURRENCY: [positiveInt, 2, 'bcrypt compares running at once (off the event loop)'],
   ROOST_BCRYPT_QUEUE: [positiveInt, 1000, 'CONNECTs that may wait for a bcrypt compare; more are refused'],
-  ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username'],
+  ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username (outside the loopback-only mode, see ROOST_HOST)'],
   ROOST_ANONYMOUS_ROLE: [z.string().min(1), 'anonymous', 'Role whose rules anonymous clients get'],
   ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
   ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins before the source is refused for the cooling-off period'],
@@ -178,7 +179,7 @@ export const SETTINGS = {
   ROOST_STORE_CONNECTIONS: [positiveInt, 1, 'Batches written at once on PostgreSQL, each on its own connection of the pool (less than ROOST_DB_POOL_SIZE), for a server with cores to spare; they still commit one after the other in id order. PGlite writes one at a time'],
   ROOST_PARTITION_DAYS: [positiveInt, 1, 'Days per partition of the messages table'],
   ROOST_RETENTION_DAYS: [nonNegativeInt, 0, 'Drop message partitions older than this many days (0 keeps everything)'],
-  // Limits and abuse handling (README: "Limits, bans and faults")
+  // Limits and abuse handling (docs/limits-and-bans.md)
   ROOST_MAX_CONNECTIONS: [nonNegativeInt, 100_000, 'Most MQTT connections open at once on this node, all listeners together; more are closed as they arrive (0: no limit)'],
   ROOST_MAX_CONNECTIONS_PER_IP: [nonNegativeInt, 0, 'Most MQTT connections open at once from one IP address (0: no limit; behind a load balancer every client has its address)'],
   ROOST_CONNECT_TIMEOUT_MS: [positiveInt, 10_000, 'A connection that has not sent CONNECT this long after opening is closed'],
@@ -206,7 +207,17 @@ export const SETTINGS = {
 
 type Settings = typeof SETTINGS;
 export type SettingName = keyof Settings;
-export type Config = { [K in SettingName]: z.output<Settings[K][0]> };
+export type Config = { [K in SettingName]: z.output<Settings[K][0]> } & {
+  /**
+   * No address and no anonymous policy configured: the listeners and the API bind 127.0.0.1 and
+   * anonymous clients may read and write every topic but $SYS — Mosquitto 2's local-only mode,
+   * so a fresh `npm start` answers `mosquitto_sub -h localhost` and nothing beyond this machine.
+   */
+  loopbackOnly: boolean;
+};
+
+/** The settings whose being set at all ends the loopback-only mode. */
+const LEAVES_LOOPBACK_ONLY: readonly SettingName[] = ['ROOST_HOST', 'ROOST_API_HOST', 'ROOST_ALLOW_ANONYMOUS'];
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let fileValues: Record<string, unknown> = {};
@@ -221,9 +232,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (!(key in SETTINGS)) throw new ConfigError('ROOST_CONFIG', `unknown setting ${key} in ${file}`);
     }
   }
-  const config: Record<string, unknown> = {};
+  // An empty variable counts as unset.
+  const given = (name: string): unknown => (env[name] !== undefined && env[name] !== '' ? env[name] : fileValues[name]);
+  const config: Record<string, unknown> = { loopbackOnly: LEAVES_LOOPBACK_ONLY.every((name) => given(name) === undefined) };
   for (const [name, [schema, fallback]] of Object.entries(SETTINGS)) {
-    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : (fileValues[name] ?? fallback);
+    const raw = given(name) ?? fallback;
     const parsed = (schema as z.ZodType).safeParse(raw);
     if (!parsed.success) {
       // URLs may carry passwords: never echo them.

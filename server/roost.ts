@@ -78,7 +78,7 @@ function publishAs(
 
 /** The API as its own process (`roost api`): same database, no broker; changes reach brokers by NOTIFY. */
 export async function startApiOnly(config: Config, opts: { log?: Logger } = {}): Promise<{ api: FastifyInstance; db: Db; port: number; close(): Promise<void> }> {
-  const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL);
+  const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL, config.ROOST_LOG_FORMAT);
   const db = await openConfiguredDb(config);
   try {
     await migrate(db);
@@ -137,7 +137,7 @@ export async function openConfiguredDb(config: Config): Promise<Db> {
 }
 
 export async function startRoost(config: Config, opts: { log?: Logger } = {}): Promise<Roost> {
-  const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL);
+  const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL, config.ROOST_LOG_FORMAT);
   const db = await openConfiguredDb(config);
   const cleanups: Array<() => Promise<unknown>> = [() => db.close()];
   const unwind = async () => {

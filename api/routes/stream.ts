@@ -9,7 +9,7 @@
  * and commits its batches in id order (broker/store-writer.ts), so once an id is visible every
  * smaller id of that process is final: a reader that moves its cursor only up to the highest
  * visible id never skips a row and never sees one twice. The order is commit order, which keeps
- * each client's publish order. (With several broker nodes writing one database, see README.)
+ * each client's publish order. (With several broker nodes writing one database, see docs/webhooks-and-stream.md.)
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { decideRead, decideSubscribe, type CompiledSubject } from '../../auth/acl.js';

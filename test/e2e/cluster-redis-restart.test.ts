@@ -1,6 +1,6 @@
 /**
  * Redis restarted under load (append-only file, as in docker-compose.yml): both nodes reconnect by
- * themselves. What happens meanwhile is what README's "Running several nodes" states:
+ * themselves. What happens meanwhile is what docs/cluster.md states:
  *   - QoS 1: a publish is stored in PostgreSQL, but its PUBACK waits until Redis is back (it is sent
  *     once the message is queued for persistent sessions and on the bus; the client keeps it for
  *     re-sending meanwhile). Every acknowledged message is stored once and is in the queue of each

@@ -19,7 +19,7 @@ interface ReceivedEvent {
   data: Record<string, unknown>;
 }
 
-/** The verification a receiver does (the README's snippet, in TypeScript). */
+/** The verification a receiver does (the snippet of docs/webhooks-and-stream.md, in TypeScript). */
 function verify(secret: string, headers: http.IncomingHttpHeaders, body: string): boolean {
   const timestamp = String(headers['x-roost-timestamp'] ?? '');
   const given = String(headers['x-roost-signature'] ?? '');

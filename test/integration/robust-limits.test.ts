@@ -1,5 +1,5 @@
 /**
- * Every limit of README "Limits, bans and faults", one test each, on a real Roost over real sockets:
+ * Every limit of docs/limits-and-bans.md, one test each, on a real Roost over real sockets:
  * what the client sees when it crosses the limit, and roost_limit_hits_total{limit} counting it.
  */
 import net from 'node:net';

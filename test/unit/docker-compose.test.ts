@@ -30,6 +30,9 @@ describe('docker-compose.yml (the production shape: two nodes behind HAProxy)', 
       expect(node.environment?.DATABASE_URL).toMatch(/^postgres:\/\/roost:.*@postgres:5432\/roost$/);
       expect(node.environment?.REDIS_URL).toBe('redis://redis:6379');
       expect(node.environment?.ROOST_NODE_ID).toBe(name);
+      // An unset address would mean loopback-only: unreachable from HAProxy.
+      expect(node.environment?.ROOST_HOST, `${name} ROOST_HOST`).toBe('0.0.0.0');
+      expect(node.environment?.ROOST_API_HOST, `${name} ROOST_API_HOST`).toBe('0.0.0.0');
       for (const setting of Object.keys(node.environment ?? {})) expect(SETTINGS).toHaveProperty(setting);
       expect(node.ports, `${name} is reached through haproxy only`).toBeUndefined();
     }
@@ -51,6 +54,14 @@ describe('docker-compose.yml (the production shape: two nodes behind HAProxy)', 
     expect(compose.services.redis.volumes).toEqual(['redisdata:/data']);
     expect(JSON.stringify((compose.services.redis as { command?: unknown }).command)).toContain('--appendonly');
     expect(Object.keys(compose.volumes).sort()).toEqual(['pgdata', 'redisdata']);
+  });
+
+  it('builds an image that listens on every interface (not the loopback-only default)', () => {
+    const dockerfile = readFileSync('Dockerfile', 'utf8');
+    expect(dockerfile).toMatch(/^ENV ROOST_HOST=0\.0\.0\.0 ROOST_API_HOST=0\.0\.0\.0$/m);
+    // Every folder tsconfig.json compiles is copied into the build stage.
+    const tsconfig = JSON.parse(readFileSync('tsconfig.json', 'utf8')) as { include: string[] };
+    for (const folder of tsconfig.include.map((glob) => glob.split('/')[0])) expect(dockerfile).toContain(`COPY ${folder} ${folder}`);
   });
 
   it('has an HAProxy server line for every node and listener port', () => {
