@@ -7,7 +7,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Aedes } from 'aedes';
+import type { BrokerCore } from '../broker/core.js';
+import type { ClusterRegistry } from '../broker/cluster-registry.js';
+import type { TlsCredentials } from '../broker/tls.js';
 import type { PasswordHasher } from '../auth/credentials.js';
 import type { Authenticator } from '../auth/login.js';
 import type { Config } from '../lib/config.js';
@@ -45,8 +47,12 @@ export interface ApiContext {
   publish?: (message: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean }, actor: string) => Promise<void>;
   log: Logger;
   /** The broker of this process; absent when the API runs as its own process (`roost api`). */
-  broker?: Aedes;
+  broker?: BrokerCore;
   presence?: Presence;
+  /** The TLS credentials of this process's listeners (POST /api/tls/reload), when TLS is on. */
+  tls?: TlsCredentials;
+  /** The cluster's registry in Redis (nodes, clients on every node), when REDIS_URL is set. */
+  cluster?: ClusterRegistry;
   metrics?: Metrics;
   /** Bound MQTT ports, told to provisioned devices. */
   ports?: () => Partial<Record<'mqtt' | 'mqtts' | 'ws' | 'wss', number>>;

@@ -1,19 +1,20 @@
 /**
- * Aedes's authentication and authorization hooks, on top of auth/ (which knows nothing of Aedes).
+ * The broker's authentication and authorization steps (broker/core.ts), on top of auth/ (which knows
+ * nothing of the broker).
  *
- *   authenticate        CONNECT → auth/login.ts; CONNACK 4 for a bad username or password (the same
- *                       for both), 5 for a disabled device, a client id off its pattern, anonymous
- *                       refused; 3 when too many password checks wait.
- *   checkPublish        sync, per PUBLISH: write access on the exact topic (rules cached at CONNECT).
- *   authorizeSubscribe  per filter: a refused filter gets 0x80, the others are still granted.
- *   authorizeForward    per delivered message: read access on its topic (a partial deny holds).
+ *   connect     CONNECT → auth/login.ts; CONNACK 4 for a bad username or password (the same for
+ *               both), 5 for a disabled device, a client id off its pattern, anonymous refused;
+ *               3 when too many password checks wait.
+ *   mayPublish  sync, per PUBLISH: write access on the exact topic (rules cached at CONNECT).
+ *   subscribe   per filter: a refused filter gets 0x80, the others are still granted.
+ *   mayRead     per delivered message: read access on its topic (a partial deny holds).
  *
  * Live changes: every Roost process LISTENs on AUTH_CHANNEL; a change reloads the rules of the
  * affected connected clients, and a disabled or deleted device is disconnected.
  */
-import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
-import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
+import type { Connection } from './core.js';
+import type { BrokerAuth } from './broker.js';
+import { remoteAddressOf, tlsSocketOf, whenClosed } from './aedes/connection.js';
 import type { Config } from '../lib/config.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
@@ -23,14 +24,7 @@ import { AuthError } from '../auth/errors.js';
 import { Authenticator, type LoginResult } from '../auth/login.js';
 import { AUTH_CHANNEL, loadDeviceById, parseAuthChange, type AuthChange, type DeviceRecord } from '../auth/store.js';
 
-export interface AuthHooks {
-  authenticate: Aedes['authenticate'];
-  authorizeSubscribe: Aedes['authorizeSubscribe'];
-  authorizeForward: Aedes['authorizeForward'];
-  /** Sync, on the hot path: may this client publish this packet? (ACL write check on rules cached at CONNECT) */
-  checkPublish(client: Client, packet: PublishPacket): boolean;
-  /** The device behind a connected client (for storing messages with their username). */
-  deviceOf(client: Client): { id: string; username: string } | undefined;
+export interface AuthHooks extends BrokerAuth {
   /** The login machinery (caches, throttle, hasher), for the API's ACL check and the benchmarks. */
   readonly authenticator: Authenticator;
   close(): Promise<void>;
@@ -38,7 +32,6 @@ export interface AuthHooks {
 
 export interface AuthHooksOptions {
   db: Db;
-  broker: Aedes;
   config: Config;
   log: Logger;
   /** Records a successful login (last_seen) in a batch; absent: one UPDATE per login. */
@@ -63,7 +56,7 @@ function endAt(at: Date, fn: () => void): { cancel(): void } {
 
 /** One authenticated connection. */
 interface Session {
-  client: Client;
+  client: Connection;
   device?: { id: string; username: string };
   roleIds: string[];
   subject: CompiledSubject;
@@ -74,22 +67,7 @@ interface Session {
 /** How long to gather change notifications before acting on them (a bulk import sends many). */
 const CHANGE_BATCH_MS = 20;
 
-/** The peer's address; IPv4-mapped IPv6 addresses are shown as IPv4. */
-function remoteAddress(client: Client): string {
-  const address = (client.conn as Partial<Socket>).remoteAddress ?? client.req?.socket?.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
-
-/** The TLS socket of an MQTTS connection (the connection itself) or of a WSS one (the upgrade request's). */
-function tlsSocketOf(client: Client): TLSSocket | undefined {
-  if (client.conn instanceof TLSSocket) return client.conn;
-  const socket = client.req?.socket;
-  return socket instanceof TLSSocket ? socket : undefined;
-}
-
-function authenticateError(err: AuthError): AuthenticateError {
-  return Object.assign(new Error(err.message), { returnCode: err.returnCode ?? 5 }) as AuthenticateError;
-}
+const refusal = (err: AuthError) => ({ refuse: (err.returnCode ?? 5) as 2 | 3 | 4 | 5, reason: err.message });
 
 export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks> {
   const { db, config, log } = opts;
@@ -109,7 +87,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     recordLogin: opts.recordLogin,
   });
 
-  const sessions = new WeakMap<Client, Session>();
+  const sessions = new WeakMap<Connection, Session>();
   /** Live sessions by device id; anonymous ones under ANONYMOUS. */
   const live = new Map<string, Set<Session>>();
   const ANONYMOUS = '';
@@ -121,7 +99,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
   let closed = false;
   let changeSeq = 0;
 
-  function register(client: Client, result: LoginResult): Session {
+  function register(client: Connection, result: LoginResult): Session {
     const session: Session =
       result.kind === 'device'
         ? {
@@ -143,7 +121,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     if (!set) live.set(key, (set = new Set()));
     set.add(session);
     const expiry = result.kind === 'device' && result.expiresAt ? endAt(result.expiresAt, () => revoke(session, 'browser token expired')) : undefined;
-    client.conn.once('close', () => {
+    whenClosed(client, () => {
       expiry?.cancel();
       set.delete(session);
       if (set.size === 0 && live.get(key) === set) live.delete(key);
@@ -151,8 +129,8 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     return session;
   }
 
-  const authenticate: Aedes['authenticate'] = (client, username, password, done) => {
-    const ip = remoteAddress(client);
+  const connect: AuthHooks['connect'] = (client, { username, password }, next) => {
+    const ip = remoteAddressOf(client);
     const tlsSocket = tlsSocketOf(client);
     const certificateName =
       tlsSocket?.authorized === true
@@ -163,7 +141,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     authenticator
       .login({ username, password, clientId: client.id, ip, certificateName, isGone: () => client.closed })
       .then((result) => {
-        if (client.closed) return done(null, false);
+        if (client.closed) return next({ refuse: 5, reason: 'connection closed during login' });
         const session = register(client, result);
         // A change announced while this login read the device may not be in what it read.
         if (changeSeq !== seqAtStart) {
@@ -172,45 +150,45 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
           scheduleApply();
         }
         log.debug({ ip, username: shownName, clientId: client.id, via: result.kind === 'device' ? result.via : 'anonymous' }, 'client authenticated');
-        done(null, true);
+        next();
       })
       .catch((err: unknown) => {
         if (err instanceof AuthError) {
           log.warn({ ip, username: shownName, clientId: client.id, reason: err.code, detail: err.detail }, 'connection refused');
-          return done(authenticateError(err), false);
+          return next(refusal(err));
         }
         log.error({ ip, username: shownName, clientId: client.id, err }, 'authentication failed: server error');
-        done(Object.assign(new Error('Server unavailable'), { returnCode: 3 }) as AuthenticateError, false);
+        next({ refuse: 3, reason: 'Server unavailable' });
       });
   };
 
-  const checkPublish = (client: Client, packet: PublishPacket): boolean => {
+  const mayPublish: AuthHooks['mayPublish'] = (client, message) => {
     const session = sessions.get(client);
     if (!session || session.revoked) return false;
-    return decidePublish(session.subject, packet.topic).allowed;
+    return decidePublish(session.subject, message.topic).allowed;
   };
 
-  const authorizeSubscribe: Aedes['authorizeSubscribe'] = (client, sub, done) => {
+  const subscribe: AuthHooks['subscribe'] = (client, sub, next) => {
     const session = sessions.get(client);
     const decision = session && !session.revoked ? decideSubscribe(session.subject, sub.topic) : undefined;
     if (!decision?.allowed) {
       log.info({ clientId: client.id, username: session?.device?.username, topic: sub.topic, reason: decision?.reason ?? 'no session' }, 'subscription refused');
-      // A null subscription is granted QoS 0x80 (MQTT-3.9.3): only this filter fails.
-      return done(null, null);
+      // MQTT-3.9.3: this filter alone gets 0x80.
+      return next('refuse');
     }
     if (decision.partialDeny) {
       log.debug({ clientId: client.id, topic: sub.topic, deny: decision.partialDeny.pattern }, 'subscription partly denied: checked per message');
     }
-    done(null, sub);
+    next();
   };
 
-  const authorizeForward: Aedes['authorizeForward'] = (client, packet) => {
+  const mayRead: AuthHooks['mayRead'] = (client, message) => {
     const session = sessions.get(client);
-    if (!session || session.revoked) return null;
-    return decideRead(session.subject, packet.topic).allowed ? packet : null;
+    if (!session || session.revoked) return false;
+    return decideRead(session.subject, message.topic).allowed;
   };
 
-  const deviceOf = (client: Client) => sessions.get(client)?.device;
+  const deviceOf = (client: Connection) => sessions.get(client)?.device;
 
   // --- live changes -------------------------------------------------------------------------
 
@@ -312,10 +290,10 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
   );
 
   return {
-    authenticate,
-    authorizeSubscribe,
-    authorizeForward,
-    checkPublish,
+    connect,
+    subscribe,
+    mayPublish,
+    mayRead,
     deviceOf,
     authenticator,
     async close() {

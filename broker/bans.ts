@@ -5,18 +5,18 @@
  * checked. The list is also reloaded every `reloadMs`, in case a notification was missed while the
  * database was away; each reload first deletes the flapping bans that have ended.
  */
-import type { Aedes, AuthenticateError, Client } from 'aedes';
+import type { BrokerCore, ConnectStep, Connection } from './core.js';
+import { ipOf } from './aedes/connection.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import { BanList, type Ban } from './bans-list.js';
 import { activeBans, addBan, BANS_CHANNEL, deleteEndedFlappingBans, type NewBan } from './bans-store.js';
 import type { Metrics } from './metrics.js';
-import { ipOf } from './presence.js';
 
 export interface BansOptions {
   db: Db;
-  broker: Aedes;
-  usernameOf(client: Client): string | undefined;
+  core: BrokerCore;
+  usernameOf(conn: Connection): string | undefined;
   metrics: Metrics;
   log: Logger;
   reloadMs?: number;
@@ -25,6 +25,8 @@ export interface BansOptions {
 export interface Bans {
   /** The bans this node enforces now. */
   readonly list: BanList;
+  /** Connect step: a banned client id, username or address gets CONNACK 5 before its password is checked. */
+  readonly connect: ConnectStep;
   /** Stores a ban (all nodes hear of it) and enforces it here at once, even if the database is away. */
   ban(ban: NewBan): Promise<void>;
   /** Re-reads the list and closes what it matches. */
@@ -32,23 +34,16 @@ export interface Bans {
   close(): Promise<void>;
 }
 
-class BannedError extends Error {
-  readonly returnCode = 5;
-  constructor(readonly ban: Ban) {
-    super('not authorized: banned');
-  }
-}
-
-/** Installs the ban check in front of the broker's authenticate hook (call after useAuth). */
+/** The ban list of this node; its connect step goes before auth's (broker.ts useBans). */
 export async function startBans(opts: BansOptions): Promise<Bans> {
-  const { db, broker, usernameOf, metrics, log } = opts;
+  const { db, core, usernameOf, metrics, log } = opts;
   let list = new BanList();
   /** Bans made here and not yet seen in a reload (the database may be away). */
   let local: Ban[] = [];
   let closed = false;
   const lastLogged = new Map<string, number>();
 
-  const subjectOf = (client: Client) => ({ clientId: client.id, username: usernameOf(client), ip: ipOf(client) });
+  const subjectOf = (client: Connection) => ({ clientId: client.id, username: usernameOf(client), ip: ipOf(client) });
 
   function refused(ban: Ban, fields: Record<string, unknown>, action: string): void {
     metrics.bansEnforced.inc({ kind: ban.kind });
@@ -60,18 +55,16 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
     log.info({ ...fields, ban: { id: ban.id, kind: ban.kind, value: ban.value, reason: ban.reason } }, action);
   }
 
-  const authenticate = broker.authenticate;
-  broker.authenticate = function authenticateUnlessBanned(client, username, password, done) {
-    const ban = list.match({ clientId: client.id, username, ip: ipOf(client) });
-    if (!ban) return authenticate.call(broker, client, username, password, done);
+  const connect: ConnectStep = (client, { username }, next) => {
+    const ban = closed ? undefined : list.match({ clientId: client.id, username, ip: ipOf(client) });
+    if (!ban) return next();
     refused(ban, { clientId: client.id, username, ip: ipOf(client) }, 'connection refused: banned');
-    done(new BannedError(ban) as unknown as AuthenticateError, false);
+    next({ refuse: 5, reason: 'not authorized: banned' });
   };
 
   function closeMatching(): void {
-    const clients = Object.values((broker as unknown as { clients: Record<string, Client | undefined> }).clients);
-    for (const client of clients) {
-      if (!client?.connected) continue;
+    for (const client of core.connections()) {
+      if (!client.connected) continue;
       const ban = list.match(subjectOf(client));
       if (!ban) continue;
       refused(ban, subjectOf(client), 'disconnecting client: banned');
@@ -110,6 +103,7 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
     get list() {
       return list;
     },
+    connect,
     async ban(ban) {
       try {
         const stored = await addBan(db, ban);
@@ -125,7 +119,6 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
     async close() {
       closed = true;
       clearInterval(timer);
-      broker.authenticate = authenticate;
       await unlisten();
       await reloading;
     },

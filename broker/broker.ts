@@ -1,48 +1,52 @@
 /**
- * The Aedes instance and the hooks Roost wires into it. The life of a PUBLISH from a client:
- *   listeners.ts → Aedes parses it → authorizePublish runs the publish steps (aedes/publish-steps.ts):
- *     (topic names were already checked for UTF-8 and U+0000 as they were parsed: aedes/protocol-guards.ts)
+ * Roost's broker: the core (broker/core.ts, made on Aedes by aedes/core.ts) and the steps Roost
+ * registers with it, all here and in the order they run. The life of a PUBLISH from a client:
+ *   listeners.ts → parsed (names checked for UTF-8 and U+0000 as they are read: aedes/protocol-guards.ts)
+ *   → the publish steps:
  *     1. limits   (limits.ts: too long or too deep a topic closes the connection; an oversized payload is dropped)
  *     2. acl      (auth/: may this device write this topic? If not: dropped)
  *     3. store    (store-writer: QoS 1/2 wait here until their row is committed)
- *   → published (retained, queued, routed: qos1-ack-after-publish.ts for QoS 1) → Aedes acknowledges
- *     (PUBACK / PUBREC) → authorizeForward filters per subscriber.
+ *   → published (retained, queued, routed: aedes/qos1-ack-after-publish.ts for QoS 1) → acknowledged
+ *     (PUBACK / PUBREC) → the deliver steps, per subscriber: acl (read access), then cluster.ts's
+ *     when clustered.
  *   A dropped PUBLISH is acknowledged by its QoS and goes no further.
- * A non-retained QoS 0 PUBLISH takes the same steps through publish-fast-lane.ts, past Aedes's queues.
+ * A non-retained QoS 0 PUBLISH takes the same steps through aedes/publish-fast-lane.ts, past Aedes's queues.
+ * A CONNECT passes the connect steps (bans, then auth: a banned client's password is never checked);
+ * a SUBSCRIBE filter the subscribe steps (limits, acl, then counted towards the subscription limit).
  */
-import './aedes/mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
-import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
-import { installProtocolGuards } from './aedes/protocol-guards.js';
-import { installLimits, type BrokerLimits, type LimitSettings } from './limits.js';
-import { cacheTopicMatches } from './aedes/match-cache.js';
-import { flattenReleases } from './aedes/mq-flat-release.js';
-import { publishFastLane } from './aedes/publish-fast-lane.js';
-import { acknowledgeQos1AfterPublish } from './aedes/qos1-ack-after-publish.js';
-import { PublishSteps, type PublishMessage } from './aedes/publish-steps.js';
-import { raiseQlobberWordLimit } from './persistence/matching.js';
-import { MAX_TOPIC_LEVELS_CEILING } from '../lib/config.js';
+import type { BrokerCore, ConnectStep, Connection, Message, SubscribeStep } from './core.js';
+import { createBrokerCore } from './aedes/core.js';
+import { createLimits, type BrokerLimits, type LimitSettings } from './limits.js';
 
 /** What broker/ needs from the auth layer (broker/auth-hooks.ts provides it). */
 export interface BrokerAuth {
-  authenticate: Aedes['authenticate'];
-  authorizeSubscribe: Aedes['authorizeSubscribe'];
-  authorizeForward: Aedes['authorizeForward'];
-  checkPublish(client: Client, packet: PublishPacket): boolean;
-  deviceOf(client: Client): { id: string; username: string } | undefined;
+  connect: ConnectStep;
+  subscribe: SubscribeStep;
+  /** Sync, per PUBLISH: may this connection write this topic? */
+  mayPublish(conn: Connection, message: Message): boolean;
+  /** Sync, per delivery: may this connection read this topic? */
+  mayRead(conn: Connection, message: Message): boolean;
+  deviceOf(conn: Connection): { id: string; username: string } | undefined;
+}
+
+/** What broker/ needs from the ban list (broker/bans.ts provides it). */
+export interface BrokerBans {
+  connect: ConnectStep;
 }
 
 /** What broker/ needs from the message store (broker/store-writer.ts provides it). */
 export interface BrokerStore {
   /** Calls done once the publish is safe: committed for QoS 1/2, queued for QoS 0. */
-  storePublish(client: Client | null, packet: PublishPacket, username: string | undefined, done: (err?: Error | null) => void): void;
+  storePublish(conn: Connection | null, message: Message, username: string | undefined, done: (err?: Error | null) => void): void;
 }
 
 export interface RoostBrokerOptions {
   id?: string;
-  persistence?: AedesOptions['persistence'];
-  mq?: AedesOptions['mq'];
+  /** The session store's aedes-persistence and mqemitter (aedes/session-store.ts). */
+  persistence?: unknown;
+  mq?: unknown;
   store?: BrokerStore;
   metrics: Metrics;
   log: Logger;
@@ -51,11 +55,13 @@ export interface RoostBrokerOptions {
 }
 
 export interface RoostBroker {
-  aedes: Aedes;
+  core: BrokerCore;
   /** Puts the auth layer in front of every CONNECT, PUBLISH, SUBSCRIBE and delivery. */
   useAuth(auth: BrokerAuth): void;
-  /** The device behind a client, once auth is in use. */
-  usernameOf(client: Client): string | undefined;
+  /** Puts the ban check in front of every CONNECT, before its password is checked. */
+  useBans(bans: BrokerBans): void;
+  /** The device behind a connection, once auth is in use. */
+  usernameOf(conn: Connection): string | undefined;
   /** The per-connection limits, when configured (their reporter also counts connection limits). */
   limits?: BrokerLimits;
 }
@@ -63,80 +69,66 @@ export interface RoostBroker {
 export async function createRoostBroker(opts: RoostBrokerOptions): Promise<RoostBroker> {
   const { store, metrics, log } = opts;
   let auth: BrokerAuth | undefined;
-  let limits: BrokerLimits | undefined;
+  let bans: BrokerBans | undefined;
+  const limits = opts.limits ? createLimits(opts.limits, metrics, log) : undefined;
 
-  // A refused publish is acknowledged (MQTT 3.1.1 has no negative PUBACK) and reaches nobody; it
-  // still counts as received, as every PUBLISH from a client does.
-  const publishSteps = new PublishSteps<Client>((client, message) => {
-    if (client) metrics.receivedByQos[message.qos]++;
-  });
-  publishSteps.add('limits', (client, packet, next) => {
-    const verdict = limits && client ? limits.checkPublish(client, packet as PublishPacket) : undefined;
-    next(verdict === 'drop' ? { drop: 'payload_size' } : verdict);
-  });
-  publishSteps.add('acl', (client, packet, next) => {
-    if (!auth || !client || auth.checkPublish(client, packet as PublishPacket)) return next();
-    metrics.publishesDenied.inc();
-    log.info({ clientId: client.id, topic: packet.topic, qos: packet.qos }, 'publish denied by ACL');
-    next({ drop: 'acl' });
-  });
-  publishSteps.add('store', (client, packet, next) => {
-    if (!store) return next();
-    store.storePublish(client, packet as PublishPacket, client && auth ? auth.deviceOf(client)?.username : undefined, (err) => next(err ?? undefined));
-  });
-
-  const options: AedesOptions = {
+  const core = await createBrokerCore({
     id: opts.id,
     persistence: opts.persistence,
     mq: opts.mq,
-    ...(opts.limits && {
-      connectTimeout: opts.limits.connectTimeoutMs,
-      maxInflightInbound: opts.limits.maxInflight,
-    }),
-    authorizePublish(client, packet, callback) {
-      publishSteps.run(client, packet as PublishMessage, callback);
+    log,
+    limits: limits && { settings: limits.settings, reporter: limits.reporter },
+    // A refused publish is acknowledged (MQTT 3.1.1 has no negative PUBACK) and reaches nobody; it
+    // still counts as received, as every PUBLISH from a client does.
+    onDropped: (conn, message) => {
+      if (conn) metrics.receivedByQos[message.qos]++;
     },
-    authorizeForward(client, packet: AedesPublishPacket) {
-      return auth ? auth.authorizeForward(client, packet) : packet;
-    },
-  };
-  const broker = await Aedes.createBroker(options);
-  // Roost checks its own topic level limit (limits.ts: a filter over it gets SUBACK 0x80, where Aedes
-  // closes the connection); Aedes's check, capped at 100 levels, stays as the ceiling every matcher takes.
-  raiseQlobberWordLimit();
-  if (opts.limits) (broker as unknown as { maxTopicLevels: number }).maxTopicLevels = MAX_TOPIC_LEVELS_CEILING;
-  cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
-  flattenReleases((broker as unknown as { mq: unknown }).mq);
-  // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).
-  acknowledgeQos1AfterPublish(broker, (packet) => publishSteps.wasDropped(packet));
-  // MQTT 3.1.1 rules Aedes 1.2 does not enforce (broker/aedes/protocol-guards.ts).
-  installProtocolGuards(broker, { log, publishFastLane: publishFastLane(broker, (packet) => publishSteps.wasDropped(packet)) });
-  if (opts.limits) {
-    limits = installLimits(broker, opts.limits, metrics, log);
-    broker.authorizeSubscribe = limits.guardSubscribe(broker.authorizeSubscribe);
+  });
+  const { steps } = core;
+
+  steps.connect.add('bans', (conn, login, next) => (bans ? bans.connect(conn, login, next) : next()));
+  steps.connect.add('auth', (conn, login, next) => (auth ? auth.connect(conn, login, next) : next()));
+
+  if (limits) steps.subscribe.add('limits', limits.checkSubscribe);
+  steps.subscribe.add('acl', (conn, sub, next) => (auth ? auth.subscribe(conn, sub, next) : next()));
+  if (limits) {
+    steps.subscribe.add('limits-count', limits.countSubscribe);
+    core.on('subscribed', (_subs, conn) => limits.subscribed(conn));
   }
 
-  metrics.probes.connections = () => broker.connectedClients;
-  broker.on('publish', (packet, client) => {
-    if (client) metrics.receivedByQos[packet.qos]++;
+  if (limits) steps.publish.add('limits', (conn, message, next) => next(conn ? limits.checkPublish(conn, message) : undefined));
+  steps.publish.add('acl', (conn, message, next) => {
+    if (!auth || !conn || auth.mayPublish(conn, message)) return next();
+    metrics.publishesDenied.inc();
+    log.info({ clientId: conn.id, topic: message.topic, qos: message.qos }, 'publish denied by ACL');
+    next({ drop: 'acl' });
   });
-  broker.on('clientError', (client, err) => {
-    metrics.clientErrors.inc();
-    log.warn({ clientId: client?.id, err: err.message }, 'client error');
+  if (store) {
+    steps.publish.add('store', (conn, message, next) => {
+      store.storePublish(conn, message, conn && auth ? auth.deviceOf(conn)?.username : undefined, (err) => next(err ?? undefined));
+    });
+  }
+
+  steps.deliver.add('acl', (conn, message) => !auth || auth.mayRead(conn, message));
+
+  metrics.probes.connections = () => core.connectionCount;
+  core.on('published', (message, conn) => {
+    if (conn) metrics.receivedByQos[message.qos]++;
   });
-  broker.on('connectionError', (client, err) => {
+  core.on('connectionError', (conn, err, afterConnect) => {
     metrics.clientErrors.inc();
-    log.debug({ clientId: client?.id, err: err.message }, 'connection error');
+    if (afterConnect) log.warn({ clientId: conn?.id, err: err.message }, 'client error');
+    else log.debug({ clientId: conn?.id, err: err.message }, 'connection error');
   });
   return {
-    aedes: broker,
+    core,
     useAuth(a) {
       auth = a;
-      // Aedes reads these hooks from the instance at each call.
-      broker.authenticate = a.authenticate;
-      broker.authorizeSubscribe = limits ? limits.guardSubscribe(a.authorizeSubscribe) : a.authorizeSubscribe;
     },
-    usernameOf: (client) => auth?.deviceOf(client)?.username,
+    useBans(b) {
+      bans = b;
+    },
+    usernameOf: (conn) => auth?.deviceOf(conn)?.username,
     limits,
   };
 }

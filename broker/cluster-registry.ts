@@ -116,18 +116,13 @@ export class ClusterRegistry {
   }
 }
 
-/** The cluster registry the API of this process reads, by the process's database (like tlsByBroker). */
-export const clusterByDb = new WeakMap<Db, ClusterRegistry>();
-
 /** For the API alone (`roost api` with REDIS_URL): reads the registry; holds no clients itself. */
 export function openClusterRegistry(redisUrl: string, db: Db): { registry: ClusterRegistry; close(): Promise<void> } {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const registry = new ClusterRegistry(redis, db);
-  clusterByDb.set(db, registry);
   return {
     registry,
     async close() {
-      clusterByDb.delete(db);
       redis.disconnect();
     },
   };

@@ -6,13 +6,14 @@
  *   one client id lives once    Aedes: a node announces `$SYS/<node>/new/clients` on the bus and the
  *                               node holding an older connection with that id closes it (MQTT-3.1.4-2)
  *   stored once                 only the node that received a PUBLISH from its client stores it
- *                               (broker.ts authorizePublish); copies from the bus skip that hook
+ *                               (broker.ts, the publish steps); copies from the bus skip them
  *   auth changes                PostgreSQL NOTIFY 'roost_auth' (auth-hooks.ts), heard by every node
  *   this file                   the node's heartbeat and client list in Redis, and the admin commands
  *                               (cluster-registry.ts) it obeys
  */
 import os from 'node:os';
-import type { Aedes, Client } from 'aedes';
+import type { BrokerCore, Connection } from './core.js';
+import { recentDeliveryDedupe } from './aedes/cluster-dedupe.js';
 import { Redis } from 'ioredis';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
@@ -23,7 +24,6 @@ import {
   ClusterRegistry,
   NODE_DOWN_AFTER_MS,
   NODE_HEARTBEAT_MS,
-  clusterByDb,
   clusterKeys,
   parseClusterCommand,
   toClientRecord,
@@ -33,7 +33,7 @@ import {
 export interface ClusterNodeOptions {
   redisUrl: string;
   db: Db;
-  broker: Aedes;
+  core: BrokerCore;
   presence: Presence;
   metrics: Metrics;
   /** host:port shown in the cluster view (default: this host's name and MQTT port). */
@@ -54,8 +54,8 @@ export interface ClusterNode {
  * Call before the listeners start, so every client meets the cluster's hooks; then announce().
  */
 export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode> {
-  const { broker, presence, db, log } = opts;
-  const id = broker.id;
+  const { core, presence, db, log } = opts;
+  const id = core.id;
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2 });
   redis.on('error', (err: Error) => log.debug({ err: err.message }, 'cluster registry connection error'));
   const registry = new ClusterRegistry(redis, db);
@@ -68,31 +68,29 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
   // Rates for the cluster view: publishes from this node's clients in, messages written to them out.
   let received = 0;
   let delivered = 0;
-  broker.on('publish', (_packet, client) => {
-    if (client) received++;
+  core.on('published', (_message, conn) => {
+    if (conn) received++;
   });
-  const authorizeForward = broker.authorizeForward.bind(broker);
-  const isDuplicate = duplicateDeliveries();
-  broker.authorizeForward = (client, packet) => {
-    if (isDuplicate(client, packet)) return null;
-    const forwarded = authorizeForward(client, packet);
-    if (forwarded) delivered++;
-    return forwarded;
-  };
+  // Deliver steps, after the ACL's: one copy of a message per client, then counted as delivered.
+  core.steps.deliver.add('cluster-dedupe', recentDeliveryDedupe());
+  core.steps.deliver.add('cluster-count', () => {
+    delivered++;
+    return true;
+  });
 
   // The client list: written when a client is ready (its session restored) and when its
   // subscriptions change, deleted when it goes. Failures only make the view stale.
   const warn = (what: string) => (err: Error) => {
     if (!leaving) log.warn({ err: err.message }, `cluster registry: ${what} failed`);
   };
-  const putClient = (client: Client) => {
+  const putClient = (client: Connection) => {
     const live = presence.get(client.id);
     if (live && !leaving) redis.hset(clientsKey, client.id, JSON.stringify(toClientRecord(live))).catch(warn('client update'));
   };
-  broker.on('clientReady', putClient);
-  broker.on('subscribe', (_subs, client) => putClient(client));
-  broker.on('unsubscribe', (_subs, client) => putClient(client));
-  broker.on('clientDisconnect', (client) => {
+  core.on('ready', putClient);
+  core.on('subscribed', (_subs, client) => putClient(client));
+  core.on('unsubscribed', (_filters, client) => putClient(client));
+  core.on('disconnected', (client) => {
     // A takeover on this node registers the new connection after the old one left: keep the new one.
     if (!leaving && !presence.get(client.id)) redis.hdel(clientsKey, client.id).catch(warn('client removal'));
   });
@@ -108,7 +106,7 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
       msgOutPerSec: Math.round(((delivered - last.delivered) / seconds) * 10) / 10,
     };
     last = { at: now, received, delivered };
-    return { id, address, since, lastSeen: now, connections: broker.connectedClients, ...rates };
+    return { id, address, since, lastSeen: now, connections: core.connectionCount, ...rates };
   };
   const heartbeat = () =>
     redis
@@ -128,7 +126,6 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
     }
   });
 
-  clusterByDb.set(db, registry);
   return {
     id,
     registry,
@@ -146,7 +143,6 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
       leaving = true;
       clearInterval(timer);
       await unlisten().catch(() => {});
-      clusterByDb.delete(db);
       await redis
         .multi()
         .hset(clusterKeys.nodes, id, JSON.stringify({ ...record(), connections: 0, stoppedAt: Date.now() } satisfies NodeRecord))
@@ -155,35 +151,5 @@ export async function joinCluster(opts: ClusterNodeOptions): Promise<ClusterNode
         .catch(warn('leave'));
       redis.disconnect();
     },
-  };
-}
-
-/** How many recent deliveries per client are remembered to drop the copy an overlapping subscription makes. */
-const RECENT_DELIVERIES = 32;
-
-/**
- * Aedes (client.js dedupe) drops a delivery whose brokerCounter is not above the last one the client
- * got from the same node, meant for overlapping subscriptions (one copy per matching filter). But a
- * QoS 1/2 packet is numbered when created and reaches the bus only after its offline queueing, a Redis
- * round trip, so a QoS 0 packet numbered later overtakes it: a persistent subscriber lost the QoS 1
- * message as a "duplicate". Here the check is exact instead: a client's Aedes counter table ignores
- * writes, and a delivery is dropped only when the same node's same packet number was delivered to
- * that client moments ago.
- */
-function duplicateDeliveries(): (client: Client, packet: { brokerId?: string; brokerCounter?: number }) => boolean {
-  const recent = new WeakMap<Client, string[]>();
-  const ignoresWrites = () => new Proxy(Object.create(null) as Record<string, number>, { set: () => true });
-  return (client, packet) => {
-    let seen = recent.get(client);
-    if (!seen) {
-      recent.set(client, (seen = []));
-      (client as unknown as { duplicates: Record<string, number> }).duplicates = ignoresWrites();
-    }
-    if (!packet.brokerId) return false;
-    const key = `${packet.brokerId}:${packet.brokerCounter}`;
-    if (seen.includes(key)) return true;
-    seen.push(key);
-    if (seen.length > RECENT_DELIVERIES) seen.shift();
-    return false;
   };
 }

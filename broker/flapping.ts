@@ -3,7 +3,7 @@
  * times within `windowMs` is banned for `banMs` (a ban with created_by "flapping", on every node).
  * Only connections that were accepted count: a refused CONNECT is cheap and already throttled.
  */
-import type { Aedes } from 'aedes';
+import type { BrokerCore } from './core.js';
 import type { Logger } from '../lib/log.js';
 import type { Bans } from './bans.js';
 import type { LimitReporter } from './limits.js';
@@ -50,7 +50,7 @@ export class FlappingDetector {
   }
 }
 
-export function startFlappingDetection(broker: Aedes, bans: Bans, opts: FlappingOptions, reporter: LimitReporter, log: Logger): () => void {
+export function startFlappingDetection(core: BrokerCore, bans: Bans, opts: FlappingOptions, reporter: LimitReporter, log: Logger): () => void {
   if (opts.maxCount === 0) return () => {};
   const detector = new FlappingDetector(opts);
   const onDisconnect = (client: { id: string }) => {
@@ -66,11 +66,11 @@ export function startFlappingDetection(broker: Aedes, bans: Bans, opts: Flapping
       })
       .catch((err: Error) => log.error({ err: err.message, clientId: client.id }, 'cannot ban a flapping client'));
   };
-  broker.on('clientDisconnect', onDisconnect);
+  const off = core.on('disconnected', onDisconnect);
   const sweeper = setInterval(() => detector.sweep(), opts.windowMs);
   sweeper.unref();
   return () => {
     clearInterval(sweeper);
-    broker.off('clientDisconnect', onDisconnect);
+    off();
   };
 }

@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Aedes } from 'aedes';
+import type { BrokerCore } from './core.js';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { coalesceWrites } from './write-coalescing.js';
 import type { Logger } from '../lib/log.js';
@@ -53,7 +53,7 @@ export function openListeners(ports: Listeners['ports']): string[] {
   return (['mqtt', 'mqtts', 'ws', 'wss'] as const).filter((n) => ports[n] !== undefined).map((n) => `${n}:${ports[n]}`);
 }
 
-function attachWebSocket(server: http.Server | https.Server, broker: Aedes, path: string, log: Logger, allowedOrigins: readonly string[] = []): WebSocketServer {
+function attachWebSocket(server: http.Server | https.Server, broker: BrokerCore, path: string, log: Logger, allowedOrigins: readonly string[] = []): WebSocketServer {
   const wss = new WebSocketServer({ server, path, verifyClient: verifyOrigin(allowedOrigins, (origin) => log.info({ origin }, 'WebSocket refused: origin not allowed')) });
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket);
@@ -63,7 +63,7 @@ function attachWebSocket(server: http.Server | https.Server, broker: Aedes, path
   return wss;
 }
 
-export async function startListeners(broker: Aedes, opts: ListenerOptions, log: Logger): Promise<Listeners> {
+export async function startListeners(broker: BrokerCore, opts: ListenerOptions, log: Logger): Promise<Listeners> {
   const servers: net.Server[] = [];
   const sockets: WebSocketServer[] = [];
   const ports: Listeners['ports'] = {};

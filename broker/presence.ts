@@ -2,10 +2,10 @@
  * Who is connected to this node: the live-clients view of the API, the online state of devices,
  * and kicking. Reads Aedes's own client table; nothing is copied per publish.
  */
-import { TLSSocket } from 'node:tls';
-import type { Aedes, Client } from 'aedes';
+import type { BrokerCore, Connection } from './core.js';
+import { ipOf, subscriptionsOf, transportOf, type Transport } from './aedes/connection.js';
 
-export type Transport = 'mqtt' | 'mqtts' | 'ws' | 'wss';
+export type { Transport };
 
 export interface LiveClient {
   clientId: string;
@@ -25,40 +25,25 @@ export interface Presence {
   kick(clientId: string): boolean;
 }
 
-interface ClientInternals {
-  subscriptions?: Record<string, { qos: number }>;
-}
+export function createPresence(core: BrokerCore, usernameOf: (conn: Connection) => string | undefined): Presence {
+  const connectedAt = new WeakMap<Connection, Date>();
+  core.on('connected', (conn) => connectedAt.set(conn, new Date()));
+  const clients = () => core.connections();
 
-export function transportOf(client: Client): Transport {
-  if (client.req) return (client.req.socket as TLSSocket).encrypted ? 'wss' : 'ws';
-  return client.conn instanceof TLSSocket ? 'mqtts' : 'mqtt';
-}
-
-export function ipOf(client: Client): string | null {
-  const socket = client.req?.socket ?? (client.conn as { remoteAddress?: string });
-  return socket?.remoteAddress ?? null;
-}
-
-export function createPresence(broker: Aedes, usernameOf: (client: Client) => string | undefined): Presence {
-  const connectedAt = new WeakMap<Client, Date>();
-  broker.on('client', (client) => connectedAt.set(client, new Date()));
-  const table = () => (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
-  const clients = () => Object.values(table()) as Client[];
-
-  const describe = (client: Client): LiveClient => ({
+  const describe = (client: Connection): LiveClient => ({
     clientId: client.id,
     username: usernameOf(client) ?? null,
     ip: ipOf(client),
     transport: transportOf(client),
     connectedAt: connectedAt.get(client) ?? new Date(),
     clean: client.clean,
-    subscriptions: Object.entries((client as ClientInternals).subscriptions ?? {}).map(([topic, s]) => ({ topic, qos: s.qos })),
+    subscriptions: Object.entries(subscriptionsOf(client)).map(([topic, s]) => ({ topic, qos: s.qos })),
   });
 
   return {
     list: () => clients().filter((c) => c.connected).map(describe),
     get(clientId) {
-      const client = table()[clientId];
+      const client = core.connection(clientId);
       return client?.connected ? describe(client) : undefined;
     },
     onlineUsernames() {
@@ -70,7 +55,7 @@ export function createPresence(broker: Aedes, usernameOf: (client: Client) => st
       return names;
     },
     kick(clientId) {
-      const client = table()[clientId];
+      const client = core.connection(clientId);
       if (!client) return false;
       client.close();
       return true;

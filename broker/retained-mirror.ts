@@ -5,16 +5,16 @@
  * deletes the row (MQTT-3.3.1-10), as it deletes the retained message. At start every retained
  * message Redis holds is copied once, so a copy missed while this node was down heals itself.
  */
-import type { Aedes, AedesPublishPacket } from 'aedes';
+import type { BrokerCore } from './core.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 
-export function startRetainedMirror(broker: Aedes, db: Db, log: Logger, intervalMs = 200): () => Promise<void> {
+export function startRetainedMirror(core: BrokerCore, db: Db, log: Logger, intervalMs = 200): () => Promise<void> {
   let pending = new Map<string, { payload: Buffer; qos: number } | null>();
-  broker.on('publish', (packet: AedesPublishPacket) => {
-    if (!packet.retain || packet.topic.startsWith('$SYS/')) return;
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    pending.set(packet.topic, payload.length === 0 ? null : { payload, qos: packet.qos });
+  const stopFollowing = core.on('published', (message) => {
+    if (!message.retain || message.topic.startsWith('$SYS/')) return;
+    const payload = Buffer.isBuffer(message.payload) ? message.payload : Buffer.from(message.payload);
+    pending.set(message.topic, payload.length === 0 ? null : { payload, qos: message.qos });
   });
 
   let writing: Promise<void> = Promise.resolve();
@@ -47,16 +47,15 @@ export function startRetainedMirror(broker: Aedes, db: Db, log: Logger, interval
   timer.unref();
   void (async () => {
     try {
-      const store = (broker as unknown as { persistence: { createRetainedStreamCombi(p: string[]): AsyncIterable<AedesPublishPacket> } }).persistence;
-      for await (const packet of store.createRetainedStreamCombi(['#'])) {
-        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-        if (!pending.has(packet.topic) && payload.length > 0) pending.set(packet.topic, { payload, qos: packet.qos });
+      for await (const message of core.retained(['#'])) {
+        if (!pending.has(message.topic) && message.payload.length > 0) pending.set(message.topic, { payload: message.payload, qos: message.qos });
       }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'could not read retained messages to copy them');
     }
   })();
   return async () => {
+    stopFollowing();
     clearInterval(timer);
     await flush();
   };

@@ -14,7 +14,7 @@
  * - The database going away: the batch is retried with backoff, never dropped; a retry first
  *   checks whether the failed attempt committed after all (ids are fixed before writing).
  */
-import type { Client, PublishPacket } from 'aedes';
+import type { Connection, Message } from './core.js';
 import { topicMatches } from '../auth/acl.js';
 import type { CopyColumn } from '../lib/db/copy-binary.js';
 import type { Db } from '../lib/db/index.js';
@@ -120,7 +120,7 @@ export class StoreWriter implements BrokerStore {
     return store;
   }
 
-  storePublish(client: Client | null, packet: PublishPacket, username: string | undefined, done: Done): void {
+  storePublish(client: Connection | null, packet: Message, username: string | undefined, done: Done): void {
     if (!this.shouldStore(packet.topic)) return done();
     // The parsed payload is not changed by Aedes after this: keep it, no copy.
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);

@@ -3,7 +3,7 @@
  * $-topics are matched by no wildcard at the first level (MQTT-4.7.2-1), so only superusers or
  * devices with a $SYS rule read them.
  */
-import type { Aedes } from 'aedes';
+import type { BrokerCore } from './core.js';
 import type { Metrics } from './metrics.js';
 
 async function total(metrics: Metrics, name: string): Promise<number> {
@@ -11,9 +11,9 @@ async function total(metrics: Metrics, name: string): Promise<number> {
   return (m?.values ?? []).reduce((sum, v) => sum + v.value, 0);
 }
 
-export function startSysStats(broker: Aedes, metrics: Metrics, intervalS: number): () => void {
+export function startSysStats(core: BrokerCore, metrics: Metrics, intervalS: number): () => void {
   if (intervalS <= 0) return () => {};
-  const base = `$SYS/roost/${broker.id}`;
+  const base = `$SYS/roost/${core.id}`;
   let last = { received: 0, at: Date.now() };
   const publish = async () => {
     const received = await total(metrics, 'roost_publishes_received_total');
@@ -21,7 +21,7 @@ export function startSysStats(broker: Aedes, metrics: Metrics, intervalS: number
     const perSecond = ((received - last.received) * 1000) / Math.max(1, now - last.at);
     last = { received, at: now };
     const values: Record<string, number> = {
-      'clients/connected': broker.connectedClients,
+      'clients/connected': core.connectionCount,
       'messages/received': received,
       'messages/received/per-second': Math.round(perSecond * 10) / 10,
       'messages/stored': await total(metrics, 'roost_messages_stored_total'),
@@ -30,7 +30,7 @@ export function startSysStats(broker: Aedes, metrics: Metrics, intervalS: number
       'auth/failures': await total(metrics, 'roost_auth_failures_total'),
     };
     for (const [name, value] of Object.entries(values)) {
-      broker.publish({ cmd: 'publish', topic: `${base}/${name}`, payload: Buffer.from(String(value)), qos: 0, retain: true, dup: false }, () => {});
+      core.publish({ topic: `${base}/${name}`, payload: Buffer.from(String(value)), qos: 0, retain: true }).catch(() => {});
     }
   };
   const timer = setInterval(() => void publish(), intervalS * 1000);

@@ -193,8 +193,3 @@ export class TlsCredentials {
   }
 }
 
-/**
- * The credentials of each Roost process's broker, for the API of the same process
- * (POST /api/tls/reload). Keyed by the broker, so several Roosts in one process (tests) stay apart.
- */
-export const tlsByBroker = new WeakMap<object, TlsCredentials>();

@@ -1,14 +1,14 @@
 /**
- * client.connected, client.disconnected and auth.failed events: gathered from Aedes's events in
- * memory and written to the webhook outbox in one statement every EVENT_FLUSH_MS, so the MQTT
+ * client.connected, client.disconnected and auth.failed events: gathered from the broker's events
+ * (broker/core.ts) in memory and written to the webhook outbox in one statement every EVENT_FLUSH_MS, so the MQTT
  * path only ever pushes onto an array. Events nobody subscribed to are not even gathered.
  * What is gathered but not yet written when the process is killed (at most EVENT_FLUSH_MS worth) is
  * lost; a graceful shutdown writes it.
  */
-import type { Aedes, Client, ConnackPacket } from 'aedes';
+import type { BrokerCore, Connection } from './core.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
-import { ipOf, transportOf } from './presence.js';
+import { ipOf, transportOf } from './aedes/connection.js';
 
 export const EVENT_FLUSH_MS = 100;
 /** Events waiting to be written (the database being away) before new ones are dropped and counted. */
@@ -40,17 +40,15 @@ export interface WebhookEventSource {
 
 export function createWebhookEventSource(opts: {
   db: Db;
-  broker: Aedes;
+  core: BrokerCore;
   log: Logger;
-  usernameOf: (client: Client) => string | undefined;
+  usernameOf: (conn: Connection) => string | undefined;
   onDropped: (n: number) => void;
 }): WebhookEventSource {
-  const { db, broker, log } = opts;
+  const { db, core, log } = opts;
   let wanted: ReadonlySet<string> = new Set();
   let buffer: Pending[] = [];
   let flushing: Promise<void> | undefined;
-  // The username a refused client gave: Aedes does not keep it on the client.
-  const triedAs = new WeakMap<Client, string | undefined>();
 
   const push = (event: ProcessEvent, data: Record<string, unknown>) => {
     if (!wanted.has(event)) return;
@@ -58,29 +56,20 @@ export function createWebhookEventSource(opts: {
     buffer.push({ event, data, at: new Date() });
   };
 
-  const authenticate = broker.authenticate;
-  broker.authenticate = (client, username, password, done) => {
-    if (wanted.has('auth.failed')) triedAs.set(client, username);
-    authenticate.call(broker, client, username, password, done);
-  };
-  const onClient = (client: Client) =>
+  const onClient = (client: Connection) =>
     push('client.connected', { client_id: client.id, username: opts.usernameOf(client) ?? null, ip: ipOf(client), transport: transportOf(client) });
-  const onDisconnect = (client: Client) =>
+  const onDisconnect = (client: Connection) =>
     push('client.disconnected', { client_id: client.id, username: opts.usernameOf(client) ?? null, ip: ipOf(client) });
-  const onConnack = (packet: ConnackPacket, client: Client) => {
-    const code = packet.returnCode ?? 0;
-    if (code === 0) return;
+  const onRefused = (client: Connection, code: number, username: string | undefined) => {
     push('auth.failed', {
       client_id: client.id ?? null,
-      username: triedAs.get(client) ?? null,
+      username: username ?? null,
       ip: ipOf(client),
       return_code: code,
       reason: CONNACK_REASONS[code] ?? 'refused',
     });
   };
-  broker.on('client', onClient);
-  broker.on('clientDisconnect', onDisconnect);
-  broker.on('connackSent', onConnack);
+  const offs = [core.on('connected', onClient), core.on('disconnected', onDisconnect), core.on('refused', onRefused)];
 
   async function write(): Promise<void> {
     if (buffer.length === 0) return;
@@ -118,9 +107,7 @@ export function createWebhookEventSource(opts: {
     flush,
     async close() {
       clearInterval(timer);
-      broker.off('client', onClient);
-      broker.off('clientDisconnect', onDisconnect);
-      broker.off('connackSent', onConnack);
+      for (const off of offs) off();
       await flush();
     },
   };

@@ -5,7 +5,7 @@
  * (webhooks-delivery.ts) only reads and deletes outbox rows.
  */
 import { randomUUID } from 'node:crypto';
-import type { Aedes, Client } from 'aedes';
+import type { BrokerCore, Connection } from './core.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
@@ -26,10 +26,10 @@ const FAST_FORWARD_EVERY_MS = 5_000;
 
 export interface WebhooksOptions {
   db: Db;
-  broker: Aedes;
+  core: BrokerCore;
   metrics: Metrics;
   log: Logger;
-  usernameOf: (client: Client) => string | undefined;
+  usernameOf: (conn: Connection) => string | undefined;
   maxBackoffMs: number;
   concurrency: number;
   /** Internal addresses hooks may reach (ROOST_WEBHOOK_ALLOWED_TARGETS). */
@@ -48,7 +48,7 @@ export async function startWebhooks(opts: WebhooksOptions): Promise<Webhooks> {
   const metrics = createWebhookMetrics(opts.metrics.registry, () => backlog);
   const events = createWebhookEventSource({
     db,
-    broker: opts.broker,
+    core: opts.core,
     log,
     usernameOf: opts.usernameOf,
     onDropped: (n) => metrics.dropped.inc({ hook: '' }, n),

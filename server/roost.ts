@@ -2,7 +2,7 @@
  * One Roost process: database → migrations → first admin token → broker → listeners → API.
  * close() undoes it in reverse, letting in-flight work finish.
  */
-import type { Aedes } from 'aedes';
+import type { BrokerCore } from '../broker/core.js';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/app.js';
 import { defaultTokenExpiry, ensureFirstAdminToken } from '../api/tokens.js';
@@ -19,7 +19,7 @@ import { startRetainedMirror } from '../broker/retained-mirror.js';
 import { dropExpiredPartitions, ensurePartitions } from '../broker/message-partitions.js';
 import { StoreWriter } from '../broker/store-writer.js';
 import { ActivityRecorder } from '../broker/activity.js';
-import { TlsCredentials, tlsByBroker } from '../broker/tls.js';
+import { TlsCredentials } from '../broker/tls.js';
 import { startWebhooks } from '../broker/webhooks.js';
 import { limitSettingsFrom } from '../broker/limits.js';
 import { ConnectionLimiter } from '../broker/limits-connections.js';
@@ -44,7 +44,7 @@ export class StartupError extends Error {
 }
 
 export interface Roost {
-  broker: Aedes;
+  broker: BrokerCore;
   db: Db;
   api?: FastifyInstance;
   metrics: Metrics;
@@ -62,16 +62,15 @@ export interface Roost {
 
 /** A publish made by Roost itself (API, $SYS): stored first (committed when QoS > 0), then delivered. */
 function publishAs(
-  broker: Aedes,
+  broker: BrokerCore,
   store: StoreWriter,
   message: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean },
   actor: string,
 ): Promise<void> {
-  const packet = { cmd: 'publish' as const, topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
   return new Promise((resolve, reject) => {
-    store.storePublish(null, packet, actor, (err) => {
+    store.storePublish(null, message, actor, (err) => {
       if (err) return reject(err);
-      broker.publish(packet, (e) => (e ? reject(e) : resolve()));
+      broker.publish(message).then(resolve, reject);
     });
   });
 }
@@ -85,7 +84,7 @@ export async function startApiOnly(config: Config, opts: { log?: Logger } = {}):
     const { PasswordHasher } = await import('../auth/credentials.js');
     const hasher = new PasswordHasher({ cost: config.ROOST_BCRYPT_COST, concurrency: config.ROOST_BCRYPT_CONCURRENCY, queue: config.ROOST_BCRYPT_QUEUE });
     const cluster = config.REDIS_URL ? openClusterRegistry(config.REDIS_URL, db) : undefined;
-    const api = await buildApi({ db, config, hasher, log });
+    const api = await buildApi({ db, config, hasher, log, cluster: cluster?.registry });
     await api.listen({ port: config.ROOST_API_PORT === 'off' ? 3000 : config.ROOST_API_PORT, host: config.ROOST_API_HOST });
     const port = (api.server.address() as { port: number }).port;
     const closeLocalAccess = db.kind === 'pglite' ? await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, port)) : undefined;
@@ -107,7 +106,7 @@ export async function startApiOnly(config: Config, opts: { log?: Logger } = {}):
 }
 
 /** TLS credentials of the listeners, reloaded on SIGHUP, on a file change and by the API. */
-function startTls(config: Config, broker: Aedes, log: Logger): TlsCredentials {
+function startTls(config: Config, log: Logger): TlsCredentials {
   const tls = new TlsCredentials(
     {
       pairs: [{ cert: config.ROOST_TLS_CERT!, key: config.ROOST_TLS_KEY! }, ...config.ROOST_TLS_EXTRA_PAIRS],
@@ -120,7 +119,6 @@ function startTls(config: Config, broker: Aedes, log: Logger): TlsCredentials {
   );
   tls.watch(config.ROOST_TLS_WATCH_MS);
   tls.reloadOnSignal('SIGHUP');
-  tlsByBroker.set(broker, tls);
   return tls;
 }
 
@@ -190,13 +188,13 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       log: log.child({ component: 'broker' }),
       limits: limitSettingsFrom(config),
     });
-    const broker = roostBroker.aedes;
-    cleanups.push(() => new Promise<void>((resolve) => broker.close(() => resolve())));
-    const auth = await createAuthHooks({ db, broker, config, log: log.child({ component: 'auth' }), recordLogin: (device) => activity.markSeen(device.username) });
+    const broker = roostBroker.core;
+    cleanups.push(() => broker.close());
+    const auth = await createAuthHooks({ db, config, log: log.child({ component: 'auth' }), recordLogin: (device) => activity.markSeen(device.username) });
     cleanups.push(() => auth.close());
     roostBroker.useAuth(auth);
-    // After useAuth: the ban check wraps the authenticate hook it installed.
-    const bans = await startBans({ db, broker, usernameOf: roostBroker.usernameOf, metrics, log: log.child({ component: 'bans' }) });
+    const bans = await startBans({ db, core: broker, usernameOf: roostBroker.usernameOf, metrics, log: log.child({ component: 'bans' }) });
+    roostBroker.useBans(bans);
     cleanups.push(() => bans.close());
     const stopFlapping = startFlappingDetection(
       broker,
@@ -213,7 +211,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     const presence = createPresence(broker, roostBroker.usernameOf);
     // Cluster mode: its hooks are in place before a client connects; announced once listeners are up.
     const clusterNode = config.REDIS_URL
-      ? await joinCluster({ redisUrl: config.REDIS_URL, db, broker, presence, metrics, address: config.ROOST_NODE_ADDRESS, log: log.child({ component: 'cluster' }) })
+      ? await joinCluster({ redisUrl: config.REDIS_URL, db, core: broker, presence, metrics, address: config.ROOST_NODE_ADDRESS, log: log.child({ component: 'cluster' }) })
       : undefined;
     if (clusterNode) cleanups.push(() => clusterNode.leave());
     if (config.REDIS_URL) {
@@ -223,11 +221,11 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     const stopSysStats = startSysStats(broker, metrics, config.ROOST_SYS_INTERVAL_S);
     cleanups.push(async () => stopSysStats());
 
-    const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY ? startTls(config, broker, log) : undefined;
+    const tls = config.ROOST_TLS_CERT && config.ROOST_TLS_KEY ? startTls(config, log) : undefined;
     if (tls) cleanups.push(async () => tls.close());
     const webhooks = await startWebhooks({
       db,
-      broker,
+      core: broker,
       metrics,
       log: log.child({ component: 'webhooks' }),
       usernameOf: roostBroker.usernameOf,
@@ -264,6 +262,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         publish: (message, actor) => publishAs(broker, store, message, actor),
         broker,
         presence,
+        tls,
+        cluster: clusterNode?.registry,
         metrics,
         log,
         ports: () => listeners.ports,

@@ -3,7 +3,6 @@
  * 6 s), with its address, connections and message rates. broker/cluster-registry.ts reads it from Redis.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { clusterByDb } from '../../broker/cluster-registry.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
 
@@ -33,7 +32,7 @@ const clusterRoutes: FastifyPluginAsync = async (app) => {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: nodeSchema } } }, ...err },
     },
   }, async () => {
-    const registry = clusterByDb.get(app.roost.db);
+    const registry = app.roost.cluster;
     if (!registry) throw new ApiErrors.notFound('cluster (REDIS_URL is not set)');
     const items = (await registry.nodes()).map((n) => ({
       id: n.id,

@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { assignRole, createDevice, deleteDevice, getDevice, updateDevice, type Device, type DevicePatch } from '../../auth/admin.js';
-import { clusterByDb } from '../../broker/cluster-registry.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { decodeCursor, pageResponseSchema, page, pageQuerySchema } from '../pagination.js';
@@ -58,14 +57,13 @@ export function generatePassword(): string {
 }
 
 const deviceRoutes: FastifyPluginAsync = async (app) => {
-  const { db, hasher, presence } = app.roost;
+  const { db, hasher, presence, cluster } = app.roost;
   app.addSchema(deviceSchema);
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 409: { $ref: 'error#' } };
   const usernameParams = { type: 'object', properties: { username: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
 
   /** Usernames connected now: on every node in a cluster, else on this process's broker. */
   async function onlineSet(): Promise<Set<string>> {
-    const cluster = clusterByDb.get(db);
     if (cluster) return new Set((await cluster.clients()).flatMap((c) => (c.username ? [c.username] : [])));
     return presence?.onlineUsernames() ?? new Set();
   }

@@ -3,14 +3,13 @@
  * Events stream of live messages for a topic filter under the same ACL as MQTT.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { AedesPublishPacket } from 'aedes';
+import type { Message } from '../../broker/core.js';
 import { decideRead, decideSubscribe } from '../../auth/acl.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
 import { followAccess, readerOf } from '../readers.js';
 import { jsonPayload } from '../../broker/payload-json.js';
-import { clusterByDb } from '../../broker/cluster-registry.js';
 
 const clientSchema = {
   type: 'object',
@@ -44,7 +43,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     schema: { tags: ['live'], security: bearerSecurity, response: { 200: { type: 'object', properties: { items: { type: 'array', items: clientSchema } } }, ...err } },
   }, async () => {
     // In a cluster, every node's clients (broker/cluster-registry.ts); else this process's broker.
-    const cluster = clusterByDb.get(db);
+    const { cluster } = app.roost;
     const live = cluster ? await cluster.clients() : needBroker().presence.list();
     const items = live.map((c) => ({
       client_id: c.clientId,
@@ -63,7 +62,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     onRequest: requireRole('admin'),
     schema: { tags: ['live'], security: bearerSecurity, params: { type: 'object', properties: { clientId: { type: 'string' } } }, response: { 204: { type: 'null' }, ...err } },
   }, async (req, reply) => {
-    const cluster = clusterByDb.get(db);
+    const { cluster } = app.roost;
     const kicked = cluster ? await cluster.kick(req.params.clientId) : needBroker().presence.kick(req.params.clientId);
     if (!kicked) throw new ApiErrors.notFound(`connected client ${req.params.clientId}`);
     await audit(db, req, 'client.kick', req.params.clientId);
@@ -111,7 +110,7 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
       response: { ...err },
     },
   }, async (req, reply) => {
-    const { broker: aedes } = needBroker();
+    const { broker } = needBroker();
     const reader = await readerOf(req);
     const filter = req.query.filter;
     if (reader.scope !== 'all') {
@@ -123,21 +122,19 @@ const liveRoutes: FastifyPluginAsync = async (app) => {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write(': subscribed\n\n');
-    const deliver = (packet: AedesPublishPacket, cb: () => void) => {
-      if (packet.topic.startsWith('$roost/') || (scope !== 'all' && !decideRead(scope, packet.topic).allowed)) return cb();
-      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-      res.write(`event: message\ndata: ${JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, ...livePayload(payload) })}\n\n`);
-      cb();
+    const deliver = (message: Message) => {
+      if (scope !== 'all' && !decideRead(scope, message.topic).allowed) return;
+      res.write(`event: message\ndata: ${JSON.stringify({ topic: message.topic, qos: message.qos, retain: message.retain, ...livePayload(message.payload) })}\n\n`);
     };
     const keepAlive = setInterval(() => res.write(': ping\n\n'), 15_000);
-    aedes.subscribe(filter, deliver, () => {});
+    const unfollow = broker.follow(filter, deliver);
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
       stopFollowing();
       clearInterval(keepAlive);
-      aedes.unsubscribe(filter, deliver, () => {});
+      unfollow();
       res.end();
     };
     const stopFollowing = followAccess(req, reader, { changed: (now) => (scope = now), lost: end });

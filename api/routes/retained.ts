@@ -3,7 +3,7 @@
  * delete one (which clears it in the broker too, as an empty retained PUBLISH does in MQTT).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { AedesPublishPacket } from 'aedes';
+import type { Message } from '../../broker/core.js';
 import { topicMatches } from '../../auth/acl.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
@@ -21,24 +21,19 @@ const retainedSchema = {
   },
 } as const;
 
-interface RetainedStore {
-  createRetainedStreamCombi(patterns: string[]): AsyncIterable<AedesPublishPacket>;
-}
-
 const retainedRoutes: FastifyPluginAsync = async (app) => {
   const { broker, db } = app.roost;
   const err = { 400: { $ref: 'error#' }, 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 503: { $ref: 'error#' } };
 
-  async function retained(filter: string): Promise<AedesPublishPacket[]> {
+  async function retained(filter: string): Promise<Message[]> {
     if (!broker) throw new ApiErrors.brokerAbsent();
-    const out: AedesPublishPacket[] = [];
-    const store = (broker as unknown as { persistence: RetainedStore }).persistence;
+    const out: Message[] = [];
     // Each session store's own matching answers; MQTT's rules (auth/acl.ts) have the last word, so
     // '#' lists no '$' topic whichever store holds them.
-    for await (const packet of store.createRetainedStreamCombi([filter])) if (topicMatches(filter, packet.topic)) out.push(packet);
+    for await (const packet of broker.retained([filter])) if (topicMatches(filter, packet.topic)) out.push(packet);
     return out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
   }
-  const view = (p: AedesPublishPacket) => ({ topic: p.topic, qos: p.qos, ...livePayload(Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload)) });
+  const view = (p: Message) => ({ topic: p.topic, qos: p.qos, ...livePayload(p.payload) });
 
   app.get<{ Querystring: { filter?: string; limit: number; cursor?: string } }>('/retained', {
     onRequest: requireRole('viewer'),
@@ -83,9 +78,7 @@ const retainedRoutes: FastifyPluginAsync = async (app) => {
     const [packet] = await retained(req.query.topic);
     if (!packet) throw new ApiErrors.notFound(`retained message on ${req.query.topic}`);
     // MQTT-3.3.1-10: a retained PUBLISH with an empty payload removes the retained message.
-    await new Promise<void>((resolve, reject) =>
-      broker!.publish({ cmd: 'publish', topic: req.query.topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false }, (e) => (e ? reject(e) : resolve())),
-    );
+    await broker!.publish({ topic: req.query.topic, payload: Buffer.alloc(0), qos: 0, retain: true });
     await audit(db, req, 'retained.delete', req.query.topic);
     return reply.code(204).send();
   });

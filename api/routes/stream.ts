@@ -132,7 +132,7 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
         wake?.();
       }, WAKE_DELAY_MS);
     };
-    broker?.on('publish', onPublish);
+    const stopWaking = broker?.on('published', onPublish);
     const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
     let scope = reader.scope;
     const stop = () => {
@@ -140,7 +140,7 @@ const streamRoutes: FastifyPluginAsync = async (app) => {
       stopFollowing();
       clearInterval(ping);
       clearTimeout(wakeTimer);
-      broker?.off('publish', onPublish);
+      stopWaking?.();
       wake?.();
     };
     const stopFollowing = followAccess(req, reader, { changed: (now) => (scope = now), lost: stop });

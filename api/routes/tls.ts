@@ -3,7 +3,7 @@
  * reload from the files without a restart (the same as SIGHUP). Connected clients stay connected.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { tlsByBroker, TlsReloadError } from '../../broker/tls.js';
+import { TlsReloadError } from '../../broker/tls.js';
 import { audit } from '../audit.js';
 import { bearerSecurity, requireRole } from '../auth.js';
 import { ApiErrors } from '../errors.js';
@@ -34,9 +34,8 @@ const stateSchema = {
 const tlsRoutes: FastifyPluginAsync = async (app) => {
   const err = { 401: { $ref: 'error#' }, 403: { $ref: 'error#' }, 404: { $ref: 'error#' }, 422: { $ref: 'error#' }, 503: { $ref: 'error#' } };
   const credentials = () => {
-    const broker = app.roost.broker;
-    if (!broker) throw new ApiErrors.brokerAbsent();
-    const tls = tlsByBroker.get(broker);
+    if (!app.roost.broker) throw new ApiErrors.brokerAbsent();
+    const tls = app.roost.tls;
     if (!tls) throw new ApiErrors.notFound('TLS configuration (ROOST_TLS_CERT is not set)');
     return tls;
   };

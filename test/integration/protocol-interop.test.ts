@@ -101,12 +101,11 @@ describe('mosquitto_pub and mosquitto_sub', () => {
   /** Starts mosquitto_sub as `clientId`; `ready` resolves once the broker has its subscription. */
   function subscribe(clientId: string, args: string[]): { output: Promise<string>; kill: () => void; ready: Promise<void> } {
     const ready = new Promise<void>((resolve) => {
-      const onSubscribe = (_subs: unknown, client: { id: string } | null) => {
-        if (client?.id !== clientId) return;
-        t.roost.broker.off('subscribe', onSubscribe);
+      const stop = t.roost.broker.on('subscribed', (_subs, conn) => {
+        if (conn.id !== clientId) return;
+        stop();
         resolve();
-      };
-      t.roost.broker.on('subscribe', onSubscribe);
+      });
     });
     const child = spawn('mosquitto_sub', [...auth(), '-i', clientId, ...args]);
     let out = '';

@@ -215,7 +215,7 @@ describe('connection count limits', () => {
 
     // A closed connection frees its place.
     await fromOne[0].endAsync();
-    await eventually(() => t.roost.broker.connectedClients === 5);
+    await eventually(() => t.roost.broker.connectionCount === 5);
     const again = await connectClient(t, 'mqtt', { clientId: 'ip1-again' });
     expect(again.connected).toBe(true);
     await Promise.all([again, ...fromOne.slice(1)].map((c) => c.endAsync()));

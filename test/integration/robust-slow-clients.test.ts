@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, connectClient, startTestRoost, type TestRoost } from '../helpers/roost.js';
+import { aedesOf } from '../../broker/aedes/core.js';
 import { connectBytes, subscribeBytes } from '../protocol/bytes.js';
 import { ADMIN_LOGIN } from '../protocol/suite.js';
 
@@ -94,7 +95,7 @@ describe('slow clients', () => {
     const received = collect(healthy, count, 20_000);
     const started = Date.now();
     let maxBuffered = 0;
-    const serverSide = () => (t.roost.broker as unknown as { clients: Record<string, { conn: { writableLength: number } }> }).clients['stuck-qos0'];
+    const serverSide = () => (aedesOf(t.roost.broker) as unknown as { clients: Record<string, { conn: { writableLength: number } }> }).clients['stuck-qos0'];
     for (let i = 0; i < count; i++) {
       pub.publish(`flood/${i}`, payload, { qos: 0 });
       if (i % 50 === 0) {

@@ -1,6 +1,5 @@
 /** Shared steps of the MQTT 3.1.1 raw-socket suite (test/integration/protocol-*.test.ts). */
 import { expect } from 'vitest';
-import { installProtocolGuards } from '../../broker/aedes/protocol-guards.js';
 import type { BackendName } from '../helpers/db.js';
 import { TEST_ADMIN, startTestRoost, type TestRoost } from '../helpers/roost.js';
 import { DISCONNECT, ackBytes, connack, connectBytes, publishBytes, subscribeBytes, type RawConnect } from './bytes.js';
@@ -8,11 +7,9 @@ import { RawClient, type RawTransport } from './raw-client.js';
 
 export const RAW_TRANSPORTS: RawTransport[] = ['mqtt', 'ws'];
 
-/** A Roost with the protocol guards installed (a no-op once broker.ts installs them itself). */
-export async function startGuardedRoost(backend: BackendName = 'pglite', opts: Parameters<typeof startTestRoost>[1] = {}): Promise<TestRoost> {
-  const t = await startTestRoost(backend, opts);
-  installProtocolGuards(t.roost.broker, { log: t.roost.log });
-  return t;
+/** A Roost as started for the raw-socket suite (the protocol guards are part of every broker: broker/aedes/core.ts). */
+export function startGuardedRoost(backend: BackendName = 'pglite', opts: Parameters<typeof startTestRoost>[1] = {}): Promise<TestRoost> {
+  return startTestRoost(backend, opts);
 }
 
 export function portOf(t: TestRoost, transport: RawTransport): number {

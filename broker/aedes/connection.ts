@@ -1,0 +1,54 @@
+/**
+ * What Roost reads of a connection beyond broker/core.ts's Connection: its transport, address, TLS
+ * socket, granted subscriptions, and its end. A Connection is Aedes's Client object itself (no
+ * wrapper on the delivery path); these functions are the only code that reads its fields.
+ */
+import { TLSSocket } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import type { Connection } from '../core.js';
+
+export type Transport = 'mqtt' | 'mqtts' | 'ws' | 'wss';
+
+/** The Aedes 1.2 Client fields read here (lib/client.js); listed in internals.ts. */
+interface ClientFields {
+  conn: { remoteAddress?: string; once(event: 'close', fn: () => void): unknown };
+  req?: IncomingMessage;
+  subscriptions?: Record<string, { qos: number }>;
+}
+
+const fields = (conn: Connection) => conn as unknown as ClientFields;
+
+export function transportOf(conn: Connection): Transport {
+  const { req, conn: socket } = fields(conn);
+  if (req) return (req.socket as TLSSocket).encrypted ? 'wss' : 'ws';
+  return socket instanceof TLSSocket ? 'mqtts' : 'mqtt';
+}
+
+/** The peer's address as the socket gives it (null once it is gone). */
+export function ipOf(conn: Connection): string | null {
+  const { req, conn: socket } = fields(conn);
+  return (req?.socket ?? socket)?.remoteAddress ?? null;
+}
+
+/** The peer's address, IPv4-mapped IPv6 addresses shown as IPv4 ('unknown' once it is gone). */
+export function remoteAddressOf(conn: Connection): string {
+  const address = ipOf(conn) ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** The TLS socket of an MQTTS connection (the connection itself) or of a WSS one (the upgrade request's). */
+export function tlsSocketOf(conn: Connection): TLSSocket | undefined {
+  const { req, conn: socket } = fields(conn);
+  if (socket instanceof TLSSocket) return socket;
+  return req?.socket instanceof TLSSocket ? req.socket : undefined;
+}
+
+/** The filters this connection holds, with their granted QoS. */
+export function subscriptionsOf(conn: Connection): Record<string, { qos: number }> {
+  return fields(conn).subscriptions ?? {};
+}
+
+/** Runs `fn` once the connection's socket has closed. */
+export function whenClosed(conn: Connection, fn: () => void): void {
+  fields(conn).conn.once('close', fn);
+}

@@ -1,0 +1,202 @@
+/**
+ * The one place an Aedes broker is made: broker/core.ts's BrokerCore on Aedes 1.2. Each seam is
+ * installed here once, in this order:
+ *   1. qlobber's level ceiling, the match cache and the flat release (mqemitter)
+ *   2. QoS 1 acknowledged after the publish (qos1-ack-after-publish.ts)
+ *   3. the MQTT 3.1.1 guards, with the QoS 0 fast lane (protocol-guards.ts, publish-fast-lane.ts)
+ *   4. the limits inside the client and the persistence (client-limits.ts), when limits are set
+ * and Aedes's hooks run the step lists: authenticate → connect steps, authorizeSubscribe → subscribe
+ * steps, authorizePublish → publish steps (publish-steps.ts), authorizeForward → deliver steps.
+ */
+import './mqtt-packet.js'; // before 'aedes': it loads mqtt-packet first
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AedesOptions, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import type { Logger } from '../../lib/log.js';
+import { MAX_TOPIC_LEVELS_CEILING } from '../../lib/config.js';
+import {
+  StepList,
+  type BrokerCore,
+  type BrokerEvents,
+  type ConnectStep,
+  type Connection,
+  type DeliverStep,
+  type DropReason,
+  type Message,
+  type PublishStep,
+  type SubscribeStep,
+} from '../core.js';
+import type { LimitReporter, LimitSettings } from '../limits.js';
+import { raiseQlobberWordLimit } from '../persistence/matching.js';
+import { installClientLimits } from './client-limits.js';
+import { cacheTopicMatches } from './match-cache.js';
+import { flattenReleases } from './mq-flat-release.js';
+import { installProtocolGuards } from './protocol-guards.js';
+import { publishFastLane } from './publish-fast-lane.js';
+import { PublishRunner } from './publish-steps.js';
+import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
+
+export interface BrokerCoreOptions {
+  id?: string;
+  /** An aedes-persistence instance (aedes/session-store.ts makes it). */
+  persistence?: unknown;
+  /** An mqemitter (in memory, or mqemitter-redis in a cluster). */
+  mq?: unknown;
+  log: Logger;
+  /** Absent: Aedes's own defaults and no limits inside the client. */
+  limits?: { settings: LimitSettings; reporter: LimitReporter };
+  /** A PUBLISH a publish step refused (it is acknowledged and goes no further). */
+  onDropped?: (conn: Connection | null, message: Message, reason: DropReason) => void;
+}
+
+const asConnection = (client: Client) => client as unknown as Connection;
+const asClient = (conn: Connection) => conn as unknown as Client;
+const payloadOf = (packet: { payload: Buffer | string }) => (Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+
+export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerCore> {
+  const steps = {
+    connect: new StepList<ConnectStep>('connect'),
+    subscribe: new StepList<SubscribeStep>('subscribe'),
+    publish: new StepList<PublishStep>('publish'),
+    deliver: new StepList<DeliverStep>('deliver'),
+  };
+  const publishRunner = new PublishRunner(steps.publish, opts.onDropped ?? (() => {}));
+  // The username each CONNECT gave, for the 'refused' event (Aedes keeps it nowhere).
+  const triedAs = new WeakMap<Client, string | undefined>();
+
+  const options: AedesOptions = {
+    id: opts.id,
+    persistence: opts.persistence as AedesOptions['persistence'],
+    mq: opts.mq as AedesOptions['mq'],
+    ...(opts.limits && {
+      connectTimeout: opts.limits.settings.connectTimeoutMs,
+      maxInflightInbound: opts.limits.settings.maxInflight,
+    }),
+    authenticate(client, username, password, done) {
+      triedAs.set(client, username);
+      const list = steps.connect.list;
+      const login = { username, password };
+      let i = 0;
+      const next = (verdict?: { refuse: number; reason: string }) => {
+        if (verdict) return done(Object.assign(new Error(verdict.reason), { returnCode: verdict.refuse }) as AuthenticateError, false);
+        if (i === list.length) return done(null, true);
+        list[i++](asConnection(client), login, next);
+      };
+      next();
+    },
+    authorizeSubscribe(client, sub, done) {
+      const list = steps.subscribe.list;
+      const conn = asConnection(client);
+      let i = 0;
+      const next = (verdict?: 'refuse' | Error) => {
+        if (verdict instanceof Error) return done(verdict, null);
+        // A null subscription is granted 0x80 (MQTT-3.9.3): only this filter fails.
+        if (verdict === 'refuse') return done(null, null);
+        if (i === list.length) return done(null, sub);
+        list[i++](conn, sub as Message & { qos: 0 | 1 | 2 }, next);
+      };
+      next();
+    },
+    authorizePublish(client, packet, callback) {
+      publishRunner.run(client ? asConnection(client) : null, packet as Message, callback);
+    },
+    authorizeForward(client, packet: AedesPublishPacket) {
+      const list = steps.deliver.list;
+      const conn = asConnection(client);
+      for (let i = 0; i < list.length; i++) if (!list[i](conn, packet as unknown as Message)) return null;
+      return packet;
+    },
+  };
+  const broker = await Aedes.createBroker(options);
+  // Roost checks its own topic level limit (limits.ts: a filter over it gets SUBACK 0x80, where Aedes
+  // closes the connection); Aedes's check, capped at 100 levels, stays as the ceiling every matcher takes.
+  raiseQlobberWordLimit();
+  if (opts.limits) (broker as unknown as { maxTopicLevels: number }).maxTopicLevels = MAX_TOPIC_LEVELS_CEILING;
+  cacheTopicMatches((broker as unknown as { mq: unknown }).mq);
+  flattenReleases((broker as unknown as { mq: unknown }).mq);
+  const wasDropped = (packet: object) => publishRunner.wasDropped(packet);
+  // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).
+  acknowledgeQos1AfterPublish(broker, wasDropped);
+  // MQTT 3.1.1 rules Aedes 1.2 does not enforce (protocol-guards.ts).
+  installProtocolGuards(broker, { log: opts.log, publishFastLane: publishFastLane(broker, wasDropped) });
+  if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
+
+  const clients = () => (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
+  const persistence = () =>
+    (broker as unknown as { persistence: { createRetainedStreamCombi(p: string[]): AsyncIterable<AedesPublishPacket> } }).persistence;
+
+  /** Each Roost event, as the Aedes event(s) it is made from. */
+  const adapters: { [E in keyof BrokerEvents]: (fn: BrokerEvents[E]) => Array<[string, (...args: never[]) => void]> } = {
+    connected: (fn) => [['client', (client: Client) => fn(asConnection(client))]],
+    ready: (fn) => [['clientReady', (client: Client) => fn(asConnection(client))]],
+    disconnected: (fn) => [['clientDisconnect', (client: Client) => fn(asConnection(client))]],
+    refused: (fn) => [
+      ['connackSent', (packet: { returnCode?: number }, client: Client) => {
+        if (packet.returnCode) fn(asConnection(client), packet.returnCode, triedAs.get(client));
+      }],
+    ],
+    published: (fn) => [['publish', (packet: AedesPublishPacket, client: Client | null) => fn(packet as unknown as Message, client && asConnection(client))]],
+    subscribed: (fn) => [['subscribe', (subs: Message[], client: Client) => fn(subs as never, asConnection(client))]],
+    unsubscribed: (fn) => [['unsubscribe', (filters: string[], client: Client) => fn(filters, asConnection(client))]],
+    connectionError: (fn) => [
+      ['clientError', (client: Client, err: Error) => fn(asConnection(client), err, true)],
+      ['connectionError', (client: Client, err: Error) => fn(asConnection(client), err, false)],
+    ],
+  };
+  const emitter = broker as unknown as { on(e: string, fn: (...a: never[]) => void): void; off(e: string, fn: (...a: never[]) => void): void };
+
+  const core: BrokerCore = {
+    id: broker.id,
+    get connectionCount() {
+      return broker.connectedClients;
+    },
+    get closed() {
+      return broker.closed;
+    },
+    steps,
+    on(event, listener) {
+      const pairs = adapters[event](listener as never);
+      for (const [name, fn] of pairs) emitter.on(name, fn);
+      return () => {
+        for (const [name, fn] of pairs) emitter.off(name, fn);
+      };
+    },
+    connection(clientId) {
+      const client = clients()[clientId];
+      return client ? asConnection(client) : undefined;
+    },
+    connections: () => (Object.values(clients()).filter(Boolean) as Client[]).map(asConnection),
+    publish(message) {
+      const packet: PublishPacket = { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false };
+      if (message.properties) packet.properties = message.properties;
+      return new Promise((resolve, reject) => broker.publish(packet, (err) => (err ? reject(err) : resolve())));
+    },
+    follow(filter, onMessage) {
+      const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+        onMessage({ topic: packet.topic, payload: payloadOf(packet), qos: packet.qos, retain: packet.retain });
+        cb();
+      };
+      broker.subscribe(filter, deliver, () => {});
+      return () => broker.unsubscribe(filter, deliver, () => {});
+    },
+    async *retained(filters) {
+      for await (const packet of persistence().createRetainedStreamCombi(filters)) {
+        yield { topic: packet.topic, payload: payloadOf(packet), qos: packet.qos, retain: true };
+      }
+    },
+    handle(stream: Duplex, req?: IncomingMessage) {
+      broker.handle(stream, req);
+    },
+    close: () => new Promise<void>((resolve) => broker.close(() => resolve())),
+  };
+  cores.set(core, broker);
+  return core;
+}
+
+/** The Aedes instance behind a core: for the tests that check Aedes itself, never for Roost's modules. */
+export function aedesOf(core: BrokerCore): Aedes {
+  const aedes = cores.get(core);
+  if (!aedes) throw new Error('not a core made by createBrokerCore');
+  return aedes;
+}
+const cores = new WeakMap<BrokerCore, Aedes>();
