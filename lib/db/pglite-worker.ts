@@ -78,14 +78,28 @@ class OwnerOnlyDurableFS extends NodeFS {
  * A store batch is one COPY, one commit: one flush per batch, as PostgreSQL's group commit.
  */
 const defaultStartParams = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
-const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c', 'wal_sync_method=fsync'];
+/**
+ * shared_buffers: initdb gives 128 MB, and PGlite's WebAssembly memory then grows to 188 MB, most
+ * of it resident once the pool has been read through. Pages evicted from a smaller pool are still in
+ * the operating system's page cache (the folder is read through NODEFS), as for a PostgreSQL server
+ * with small shared_buffers; the store writes append to the ends of its table and indexes.
+ * 16 MB keeps the memory at its 128 MB minimum, about 30 MB resident (bench/footprint.ts).
+ */
+const SHARED_BUFFERS = '16MB';
+const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c', 'wal_sync_method=fsync', '-c', `shared_buffers=${SHARED_BUFFERS}`];
 
 const port = parentPort!;
-const dataDir = workerData.dataDir as string;
+const { dataDir, initOnly } = workerData as { dataDir: string; initOnly?: boolean };
 // The folder was made and checked, owner-only, by the opener (data-dir.ts).
 const db = dataDir.startsWith('memory://')
-  ? await PGlite.create(dataDir, { parsers })
+  ? await PGlite.create(dataDir, { parsers, startParams: [...defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`] })
   : await PGlite.create({ fs: new OwnerOnlyDurableFS(dataDir), parsers, startParams: durableStartParams });
+if (initOnly) {
+  // The opener ends this thread, and with it what initdb left (see initialiseDataDir in pglite.ts).
+  await db.close();
+  port.postMessage({ id: 0, ok: true });
+  await new Promise(() => {});
+}
 
 interface OpenTx {
   tx: Transaction;

@@ -3,6 +3,7 @@
  * that its work happens beside the broker's event loop, not inside it.
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { copyStatement, encodeCopyBinary } from './copy-binary.js';
@@ -22,6 +23,13 @@ function workerUrl(): URL {
   if (existsSync(fileURLToPath(beside))) return beside;
   return new URL('../../dist/lib/db/pglite-worker.js', import.meta.url);
 }
+
+/**
+ * V8 flags are the process's: without a limit the database thread's young generation could grow
+ * to the broker's --max-semi-space-size (cli/node-flags.ts). Its JavaScript is a thin shell around
+ * WebAssembly; the default young generation is enough for it.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 16 };
 
 /** The database thread's name on Linux (at most 15 bytes, the kernel's limit). */
 export const PGLITE_THREAD_NAME = 'roost-pglite';
@@ -50,6 +58,7 @@ export async function openPglite(dataDir: string): Promise<Db> {
     lock = lockDataDir(dataDir);
   }
   try {
+    if (lock && !existsSync(path.join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir);
     return await startWorker(dataDir, () => lock?.release());
   } catch (err) {
     lock?.release();
@@ -57,8 +66,27 @@ export async function openPglite(dataDir: string): Promise<Db> {
   }
 }
 
+/**
+ * The first open of an empty folder runs initdb in a thread of its own, ended once the cluster is
+ * made. PGlite's initdb runs in a second PGlite instance with a copy of its memory, and what it
+ * leaves stays referenced in the thread that ran it: about 450 MB resident for the life of the
+ * process when the database then ran in that same thread (bench/footprint.ts, idle after the first start).
+ */
+async function initialiseDataDir(dataDir: string): Promise<void> {
+  const worker = new Worker(workerUrl(), { workerData: { dataDir, initOnly: true }, resourceLimits: WORKER_LIMITS });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (msg: Reply) => ('ok' in msg && msg.ok ? resolve() : reject(new Error('initdb failed'))));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`embedded database initialisation stopped (exit code ${code})`)));
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
 async function startWorker(dataDir: string, onClosed: () => void): Promise<Db> {
-  const worker = new Worker(workerUrl(), { workerData: { dataDir } });
+  const worker = new Worker(workerUrl(), { workerData: { dataDir }, resourceLimits: WORKER_LIMITS });
   const pending = new Map<number, Pending>();
   const listeners = new Map<string, Set<NotifyHandler>>();
   let nextId = 1;
