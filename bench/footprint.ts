@@ -92,7 +92,7 @@ async function firstStart(kind: 'pg' | 'pglite', ctx: RunContext): Promise<First
     dbEnv = { ROOST_DATA_DIR: dir };
     cleanup = async () => rmSync(path.dirname(dir), { recursive: true, force: true });
   }
-  const env = roostChildEnv(await freePort(), dbEnv);
+  const env = roostChildEnv(await freePort(), { ...dbEnv, ...ctx.roostEnv });
   const cpus = `0-${os.cpus().length - 1}`;
   const started = performance.now();
   const child = pinned(cpus, process.execPath, [...NODE_FLAGS, path.join(repoRoot, 'dist/cli/cli.js'), 'start'], env);
@@ -187,16 +187,33 @@ export function footprintMarkdown(results: FootprintResult[], idle: IdleResult[]
   ].join('\n');
 }
 
-/** Replaces the footprint section of `file` (between FOOTPRINT_MARKERS), or appends one. */
-export function writeFootprintSection(file: string, section: string): void {
+/** Where the footprint section of `text` starts and ends (after its closing marker), if it has one. */
+function sectionBounds(text: string): [number, number] | undefined {
   const [open, close] = FOOTPRINT_MARKERS;
-  const block = `${open}\n${section.trim()}\n${close}\n`;
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const from = text.indexOf(open);
   const to = text.indexOf(close);
-  const next = from >= 0 && to > from ? text.slice(0, from) + block + text.slice(to + close.length + 1) : `${text.trimEnd()}\n\n${block}`;
-  writeFileSync(file, next);
+  return from >= 0 && to > from ? [from, to + close.length] : undefined;
 }
+
+/** The footprint section of `file`, markers included, or '' (bench/run.ts keeps it when it rewrites the file). */
+export function footprintSectionOf(file: string): string {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = sectionBounds(text);
+  return at ? text.slice(...at) + '\n' : '';
+}
+
+/** Replaces the footprint section of `file`, or appends one. */
+export function writeFootprintSection(file: string, section: string): void {
+  const [open, close] = FOOTPRINT_MARKERS;
+  const block = `${open}\n${section.trim()}\n${close}`;
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = sectionBounds(text);
+  writeFileSync(file, at ? text.slice(0, at[0]) + block + text.slice(at[1]) : `${text.trimEnd()}\n\n${block}\n`);
+}
+
+/** `A=1,B=2` as an object. */
+const settingsFrom = (list: string) =>
+  Object.fromEntries(list.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -209,6 +226,8 @@ async function main(): Promise<void> {
       'broker-cpus': { type: 'string', default: '0' },
       'load-cpus': { type: 'string', default: '1' },
       'pg-cpus': { type: 'string', default: '1' },
+      // Settings for every Roost started, as in bench/run.ts: e.g. ROOST_STORE_QUEUE_MAX=10000.
+      'roost-env': { type: 'string', default: '' },
       out: { type: 'string', default: path.join(repoRoot, 'bench/RESULTS.md') },
     },
   });
@@ -227,7 +246,7 @@ async function main(): Promise<void> {
     pgCpus: values['pg-cpus']!,
     credentials,
     credentialsFile,
-    roostEnv: { ROOST_MAX_CONNECTIONS: String(connections + 1000) },
+    roostEnv: { ROOST_MAX_CONNECTIONS: String(connections + 1000), ...settingsFrom(values['roost-env']!) },
     log,
   };
   if (targets.some((t) => t.startsWith('roost-pg'))) ctx.postgres = await startBenchPostgres(ctx.pgCpus);

@@ -2,9 +2,11 @@
  * The embedded database: PGlite in a data folder, run in a worker thread (pglite-worker.ts) so
  * that its work happens beside the broker's event loop, not inside it.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
@@ -12,16 +14,18 @@ import type { Reply, Request } from './pglite-worker.js';
 import { prepareDataDir } from './data-dir.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
+const run = promisify(execFile);
+
 type OkReply = Extract<Reply, { ok: true }>;
 type Pending = { resolve: (reply: OkReply) => void; reject: (err: Error) => void };
 // Distributes Omit over the request union.
 type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
-/** The compiled worker; tests run from TypeScript sources and use the built one in dist/. */
-function workerUrl(): URL {
-  const beside = new URL('./pglite-worker.js', import.meta.url);
+/** A compiled file beside this one; tests run from TypeScript sources and use the built one in dist/. */
+function compiled(file: string): URL {
+  const beside = new URL(`./${file}`, import.meta.url);
   if (existsSync(fileURLToPath(beside))) return beside;
-  return new URL('../../dist/lib/db/pglite-worker.js', import.meta.url);
+  return new URL(`../../dist/lib/db/${file}`, import.meta.url);
 }
 
 /**
@@ -67,26 +71,20 @@ export async function openPglite(dataDir: string): Promise<Db> {
 }
 
 /**
- * The first open of an empty folder runs initdb in a thread of its own, ended once the cluster is
- * made. PGlite's initdb runs in a second PGlite instance with a copy of its memory, and what it
- * leaves stays referenced in the thread that ran it: about 450 MB resident for the life of the
- * process when the database then ran in that same thread (bench/footprint.ts, idle after the first start).
+ * The first open of an empty folder runs initdb in a process of its own (pglite-init.ts says why),
+ * before the database thread opens the folder.
  */
 async function initialiseDataDir(dataDir: string): Promise<void> {
-  const worker = new Worker(workerUrl(), { workerData: { dataDir, initOnly: true }, resourceLimits: WORKER_LIMITS });
   try {
-    await new Promise<void>((resolve, reject) => {
-      worker.once('message', (msg: Reply) => ('ok' in msg && msg.ok ? resolve() : reject(new Error('initdb failed'))));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`embedded database initialisation stopped (exit code ${code})`)));
-    });
-  } finally {
-    await worker.terminate();
+    await run(process.execPath, [fileURLToPath(compiled('pglite-init.js')), dataDir], { maxBuffer: 1024 * 1024 });
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').pop();
+    throw new Error(`initdb failed${stderr ? `: ${stderr}` : ''}`);
   }
 }
 
 async function startWorker(dataDir: string, onClosed: () => void): Promise<Db> {
-  const worker = new Worker(workerUrl(), { workerData: { dataDir }, resourceLimits: WORKER_LIMITS });
+  const worker = new Worker(compiled('pglite-worker.js'), { workerData: { dataDir }, resourceLimits: WORKER_LIMITS });
   const pending = new Map<number, Pending>();
   const listeners = new Map<string, Set<NotifyHandler>>();
   let nextId = 1;
