@@ -27,4 +27,4 @@ COPY --from=build /app/dist dist
 COPY schema schema
 USER node
 EXPOSE 1883 8883 8080 8081 3000
-CMD ["node", "--max-semi-space-size=64", "dist/cli/cli.js", "start"]
+CMD ["node", "--max-semi-space-size=32", "dist/cli/cli.js", "start"]

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { readCredentials, type Credential } from './credentials.js';
 import type { LoadResult, ScenarioName } from './loadgen.js';
 import { profileMarkdown, summariseProfile } from './profile.js';
+import { footprintSectionOf } from './footprint.js';
 import { IDLE_TARGETS, idleMarkdown, runIdle, type IdleResult } from './idle.js';
 import { machine, medianCells, notesList, resultsTable, rowsList, spreadList, type Cell, type RunInfo } from './report.js';
 import {
@@ -328,6 +329,9 @@ async function main(): Promise<void> {
       profileSection(profileDir, profiled),
     );
   }
+  // The memory and first-start section comes from its own command (bench/footprint.ts); it stays.
+  const footprint = footprintSectionOf(values.out!);
+  if (footprint) md.push('', footprint);
   writeFileSync(values.out!, md.join('\n'));
   log(`written to ${path.relative(process.cwd(), values.out!)}`);
 }

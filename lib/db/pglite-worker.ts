@@ -3,11 +3,11 @@
  * broker's event loop (on two cores the broker and the database then run side by side).
  * Requests arrive in order and are answered in order; see pglite.ts for the other side.
  */
-import { fdatasyncSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { PGlite, types, type Transaction } from '@electric-sql/pglite';
-import { NodeFS } from '@electric-sql/pglite/nodefs';
+import type { Transaction } from '@electric-sql/pglite';
 import { PGLITE_THREAD_NAME } from './pglite.js';
+import { createPglite } from './pglite-open.js';
 
 export type Request =
   | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
@@ -23,12 +23,6 @@ export type Reply =
   | { id: number; ok: false; message: string; code?: string }
   | { notify: string; payload: string };
 
-// Same JS types as node-postgres: int8 as string, bytea as bytes (Buffer on the other side).
-const parsers = {
-  [types.INT8]: (value: string) => value,
-  [types.BYTEA]: (value: string) => Buffer.from(value.slice(2), 'hex'),
-};
-
 // The thread's name in `top -H` and `ps -L`, so the database's CPU can be told from the broker's
 // (and pinned on its own: bench/targets.ts). Linux only; elsewhere the name stays as it was.
 try {
@@ -37,55 +31,8 @@ try {
   // not Linux: nothing to name
 }
 
-/** The part of Emscripten's NODEFS (the folder on disk as the database sees it) changed below. */
-interface Nodefs {
-  tryFSOperation<T>(op: () => T): T;
-  node_ops: { mknod(...args: [unknown, string, number, unknown]): unknown; setattr(node: unknown, attr: { mode?: number }): void };
-  stream_ops: { setattr(stream: unknown, attr: { mode?: number }): void; fsync?: (stream: { nfd: number }) => number };
-}
-
-/**
- * PostgreSQL itself runs with umask 077 and fsyncs its WAL at each commit; NODEFS has neither: it
- * creates files 0666 (a worker thread cannot set a umask) and has no fsync, so a commit was lost to
- * a power cut. Here every mode it sets is owner-only, and PostgreSQL's fsync() reaches the disk.
- */
-function ownerOnlyAndDurable(nodefs: Nodefs): void {
-  const ownerOnly = <A extends { mode?: number }>(attr: A): A => (attr.mode === undefined ? attr : { ...attr, mode: attr.mode & ~0o077 });
-  const { mknod, setattr } = nodefs.node_ops;
-  const setStreamAttr = nodefs.stream_ops.setattr;
-  nodefs.node_ops.mknod = (parent, name, mode, dev) => mknod(parent, name, mode & ~0o077, dev);
-  nodefs.node_ops.setattr = (node, attr) => setattr(node, ownerOnly(attr));
-  nodefs.stream_ops.setattr = (stream, attr) => setStreamAttr(stream, ownerOnly(attr));
-  // fdatasync, as PostgreSQL's default wal_sync_method on Linux; a failure reaches PostgreSQL as EIO,
-  // which then stops rather than carrying on with data it cannot trust (data_sync_retry = off).
-  nodefs.stream_ops.fsync = (stream) => {
-    nodefs.tryFSOperation(() => fdatasyncSync(stream.nfd));
-    return 0;
-  };
-}
-
-class OwnerOnlyDurableFS extends NodeFS {
-  override async init(...args: Parameters<NodeFS['init']>): ReturnType<NodeFS['init']> {
-    const { emscriptenOpts } = await super.init(...args);
-    const harden = (mod: { NODEFS: unknown }) => ownerOnlyAndDurable(mod.NODEFS as Nodefs);
-    return { emscriptenOpts: { ...emscriptenOpts, preRun: [...(emscriptenOpts.preRun ?? []), harden] } };
-  }
-}
-
-/**
- * PGlite starts PostgreSQL with -F (fsync off). Without it, each commit flushes the WAL; with
- * wal_sync_method=fsync that flush is an fsync() call (Emscripten's fdatasync() does nothing).
- * A store batch is one COPY, one commit: one flush per batch, as PostgreSQL's group commit.
- */
-const defaultStartParams = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
-const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c', 'wal_sync_method=fsync'];
-
 const port = parentPort!;
-const dataDir = workerData.dataDir as string;
-// The folder was made and checked, owner-only, by the opener (data-dir.ts).
-const db = dataDir.startsWith('memory://')
-  ? await PGlite.create(dataDir, { parsers })
-  : await PGlite.create({ fs: new OwnerOnlyDurableFS(dataDir), parsers, startParams: durableStartParams });
+const db = await createPglite((workerData as { dataDir: string }).dataDir);
 
 interface OpenTx {
   tx: Transaction;

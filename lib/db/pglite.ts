@@ -2,8 +2,11 @@
  * The embedded database: PGlite in a data folder, run in a worker thread (pglite-worker.ts) so
  * that its work happens beside the broker's event loop, not inside it.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
@@ -11,17 +14,26 @@ import type { Reply, Request } from './pglite-worker.js';
 import { prepareDataDir } from './data-dir.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
+const run = promisify(execFile);
+
 type OkReply = Extract<Reply, { ok: true }>;
 type Pending = { resolve: (reply: OkReply) => void; reject: (err: Error) => void };
 // Distributes Omit over the request union.
 type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
-/** The compiled worker; tests run from TypeScript sources and use the built one in dist/. */
-function workerUrl(): URL {
-  const beside = new URL('./pglite-worker.js', import.meta.url);
+/** A compiled file beside this one; tests run from TypeScript sources and use the built one in dist/. */
+function compiled(file: string): URL {
+  const beside = new URL(`./${file}`, import.meta.url);
   if (existsSync(fileURLToPath(beside))) return beside;
-  return new URL('../../dist/lib/db/pglite-worker.js', import.meta.url);
+  return new URL(`../../dist/lib/db/${file}`, import.meta.url);
 }
+
+/**
+ * V8 flags are the process's: without a limit the database thread's young generation could grow
+ * to the broker's --max-semi-space-size (cli/node-flags.ts). Its JavaScript is a thin shell around
+ * WebAssembly; the default young generation is enough for it.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 16 };
 
 /** The database thread's name on Linux (at most 15 bytes, the kernel's limit). */
 export const PGLITE_THREAD_NAME = 'roost-pglite';
@@ -50,6 +62,7 @@ export async function openPglite(dataDir: string): Promise<Db> {
     lock = lockDataDir(dataDir);
   }
   try {
+    if (lock && !existsSync(path.join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir);
     return await startWorker(dataDir, () => lock?.release());
   } catch (err) {
     lock?.release();
@@ -57,8 +70,21 @@ export async function openPglite(dataDir: string): Promise<Db> {
   }
 }
 
+/**
+ * The first open of an empty folder runs initdb in a process of its own (pglite-init.ts says why),
+ * before the database thread opens the folder.
+ */
+async function initialiseDataDir(dataDir: string): Promise<void> {
+  try {
+    await run(process.execPath, [fileURLToPath(compiled('pglite-init.js')), dataDir], { maxBuffer: 1024 * 1024 });
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').pop();
+    throw new Error(`initdb failed${stderr ? `: ${stderr}` : ''}`);
+  }
+}
+
 async function startWorker(dataDir: string, onClosed: () => void): Promise<Db> {
-  const worker = new Worker(workerUrl(), { workerData: { dataDir } });
+  const worker = new Worker(compiled('pglite-worker.js'), { workerData: { dataDir }, resourceLimits: WORKER_LIMITS });
   const pending = new Map<number, Pending>();
   const listeners = new Map<string, Set<NotifyHandler>>();
   let nextId = 1;
