@@ -18,9 +18,9 @@
  *
  * One broker process per database: this persistence assumes it is the only writer of its tables.
  */
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { Db } from '../../lib/db/index.js';
+import { AedesPacket } from '../aedes/packet-copy.js';
 import { NoSuchPacketError, PersistenceDestroyedError } from './errors.js';
 import { matchRetained, type TrieSubscription } from './matching.js';
 import { OutgoingQueues, type QueuedPacket } from './outgoing-queues.js';
@@ -43,9 +43,8 @@ import {
 import { consoleWriterLog, StateWriter, type TableWriter, type WriterLog } from './state-writer.js';
 import { SubscriptionIndex, type SubscriptionRecord, type SubscriptionRequest } from './subscription-index.js';
 
-const require = createRequire(import.meta.url);
-/** aedes-packet: the packet copy Aedes and aedes-persistence queue (messageId reset for QoS > 0). */
-const Packet = require('aedes-packet') as new (original: PacketLike, broker?: BrokerRef) => PacketLike;
+/** aedes-packet's copy, from the seam (broker/aedes/packet-copy.ts). */
+const Packet = AedesPacket as new (original: PacketLike, broker?: BrokerRef) => PacketLike;
 
 export interface SqlPersistenceOptions {
   /** Where commit failures are reported (a pino logger fits). Default: console. */

@@ -24,9 +24,9 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** The packages a file imports (static, dynamic and side-effect imports). */
+/** The packages a file imports (static, dynamic and side-effect imports, and require()). */
 function importedPackages(text: string): string[] {
-  const specifiers = [...text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+)['"]([^'"]+)['"]/g)].map((m) => m[1]);
+  const specifiers = [...text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+|require\s*\(\s*)['"]([^'"]+)['"]/g)].map((m) => m[1]);
   return specifiers.filter((s) => !s.startsWith('.') && !s.startsWith('node:')).map((s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]));
 }
 
