@@ -190,6 +190,18 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
 
   const deviceOf = (client: Connection) => sessions.get(client)?.device;
 
+  const ownerMayPublish: AuthHooks['ownerMayPublish'] = async (owner, message) => {
+    if (owner.username === null) {
+      if (!config.ROOST_ALLOW_ANONYMOUS && !config.loopbackOnly) return false;
+      const role = await authenticator.anonymousRole();
+      return decidePublish(compileSubject({ clientId: owner.clientId, superuser: false, rules: role?.rules ?? [] }), message.topic).allowed;
+    }
+    const device = await authenticator.devices.get(owner.username);
+    if (!device?.enabled || !clientIdAllowed(device.clientIdPattern, owner.clientId, device.username)) return false;
+    const subject = compileSubject({ username: device.username, clientId: owner.clientId, superuser: device.superuser, rules: device.rules });
+    return decidePublish(subject, message.topic).allowed;
+  };
+
   // --- live changes -------------------------------------------------------------------------
 
   function scheduleApply(delayMs = CHANGE_BATCH_MS): void {
@@ -293,6 +305,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     connect,
     subscribe,
     mayPublish,
+    ownerMayPublish,
     mayRead,
     deviceOf,
     authenticator,

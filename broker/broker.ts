@@ -11,12 +11,14 @@
  *     when clustered.
  *   A dropped PUBLISH is acknowledged by its QoS and goes no further.
  * A non-retained QoS 0 PUBLISH takes the same steps through aedes/publish-fast-lane.ts, past Aedes's queues.
- * A CONNECT passes the connect steps (bans, then auth: a banned client's password is never checked);
+ * A CONNECT passes the connect steps (bans, then auth: a banned client's password is never checked;
+ * then its will, which must be a publish this client may make: MQTT-3.1.2-9's will is refused at
+ * CONNECT rather than published past the ACL later);
  * a SUBSCRIBE filter the subscribe steps (limits, acl, then counted towards the subscription limit).
  */
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
-import type { BrokerCore, ConnectStep, Connection, Message, SubscribeStep } from './core.js';
+import type { BrokerCore, ConnectStep, Connection, Message, SubscribeStep, WillOwner } from './core.js';
 import { createBrokerCore } from './aedes/core.js';
 import { createLimits, type BrokerLimits, type LimitSettings } from './limits.js';
 
@@ -26,6 +28,8 @@ export interface BrokerAuth {
   subscribe: SubscribeStep;
   /** Sync, per PUBLISH: may this connection write this topic? */
   mayPublish(conn: Connection, message: Message): boolean;
+  /** A will with no connection of its own: may its owner, as its rules are now, write its topic? */
+  ownerMayPublish(owner: WillOwner, message: Message): Promise<boolean>;
   /** Sync, per delivery: may this connection read this topic? */
   mayRead(conn: Connection, message: Message): boolean;
   deviceOf(conn: Connection): { id: string; username: string } | undefined;
@@ -44,6 +48,8 @@ export interface BrokerStore {
 
 export interface RoostBrokerOptions {
   id?: string;
+  /** Heartbeat on the bus; wills of dead nodes are swept every 4 of them (Aedes's default: 60 s). */
+  heartbeatMs?: number;
   /** The session store's aedes-persistence and mqemitter (aedes/session-store.ts). */
   persistence?: unknown;
   mq?: unknown;
@@ -74,6 +80,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
 
   const core = await createBrokerCore({
     id: opts.id,
+    heartbeatMs: opts.heartbeatMs,
     persistence: opts.persistence,
     mq: opts.mq,
     log,
@@ -88,6 +95,19 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
 
   steps.connect.add('bans', (conn, login, next) => (bans ? bans.connect(conn, login, next) : next()));
   steps.connect.add('auth', (conn, login, next) => (auth ? auth.connect(conn, login, next) : next()));
+  steps.connect.add('will', (conn, { will }, next) => {
+    if (!will) return next();
+    const limit = limits?.checkPublish(conn.id, will);
+    const allowed = !limit && (!auth || auth.mayPublish(conn, will));
+    if (!allowed) {
+      log.info({ clientId: conn.id, topic: will.topic, reason: limit ? 'limit' : 'acl' }, 'connection refused: will not allowed');
+      if (!limit) metrics.publishesDenied.inc();
+      return next({ refuse: 5, reason: 'not authorized: will topic' });
+    }
+    // Stored with the will: whoever publishes it later, it is checked against these rules.
+    will.owner = { username: auth?.deviceOf(conn)?.username ?? null, clientId: conn.id };
+    next();
+  });
 
   if (limits) steps.subscribe.add('limits', limits.checkSubscribe);
   steps.subscribe.add('acl', (conn, sub, next) => (auth ? auth.subscribe(conn, sub, next) : next()));
@@ -96,16 +116,42 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
     core.on('subscribed', (_subs, conn) => limits.subscribed(conn));
   }
 
-  if (limits) steps.publish.add('limits', (conn, message, next) => next(conn ? limits.checkPublish(conn, message) : undefined));
+  // A will with no connection of its own is dropped rather than failed: Aedes retries a failed one
+  // at every will sweep.
+  if (limits) {
+    steps.publish.add('limits', (conn, message, next) => {
+      const verdict = limits.checkPublish(conn?.id ?? message.owner?.clientId ?? '', message);
+      next(!conn && verdict instanceof Error ? { drop: 'payload_size' } : verdict);
+    });
+  }
   steps.publish.add('acl', (conn, message, next) => {
-    if (!auth || !conn || auth.mayPublish(conn, message)) return next();
-    metrics.publishesDenied.inc();
-    log.info({ clientId: conn.id, topic: message.topic, qos: message.qos }, 'publish denied by ACL');
-    next({ drop: 'acl' });
+    if (!auth) return next();
+    if (conn) {
+      if (auth.mayPublish(conn, message)) return next();
+      metrics.publishesDenied.inc();
+      log.info({ clientId: conn.id, topic: message.topic, qos: message.qos }, 'publish denied by ACL');
+      return next({ drop: 'acl' });
+    }
+    // A will stored by a node that died (or before this check existed: no owner, never published).
+    const owner = message.owner;
+    (owner ? auth.ownerMayPublish(owner, message) : Promise.resolve(false)).then(
+      (allowed) => {
+        if (allowed) return next();
+        metrics.publishesDenied.inc();
+        log.info({ clientId: owner?.clientId, username: owner?.username, topic: message.topic }, 'will denied by ACL');
+        next({ drop: 'acl' });
+      },
+      (err: Error) => {
+        // The database is away: keep the will for the next sweep rather than publish it unchecked.
+        log.warn({ err: err.message, topic: message.topic }, 'cannot check a will; it waits for the next sweep');
+        next(err);
+      },
+    );
   });
   if (store) {
     steps.publish.add('store', (conn, message, next) => {
-      store.storePublish(conn, message, conn && auth ? auth.deviceOf(conn)?.username : undefined, (err) => next(err ?? undefined));
+      const username = conn ? auth?.deviceOf(conn)?.username : (message.owner?.username ?? undefined);
+      store.storePublish(conn, message, username, (err) => next(err ?? undefined));
     });
   }
 

@@ -35,6 +35,17 @@ export interface Message {
   dup?: boolean;
   messageId?: number;
   properties?: Record<string, unknown>;
+  /**
+   * On a will: whose it is, set by a connect step when the CONNECT was accepted and stored with the
+   * will, so that it is checked against its owner's rules whoever publishes it (issue 22 #1).
+   */
+  owner?: WillOwner;
+}
+
+export interface WillOwner {
+  /** The device that connected with it; null for an anonymous client. */
+  username: string | null;
+  clientId: string;
 }
 
 export interface Subscription {
@@ -46,6 +57,8 @@ export interface Subscription {
 export interface Login {
   username?: string;
   password?: Buffer;
+  /** The will the CONNECT carries: it is published later, so it is checked now. */
+  will?: Message;
 }
 
 /** CONNACK return codes of MQTT 3.1.1 (3.2.2.3) a connect step may answer with. */
@@ -58,7 +71,11 @@ export type SubscribeStep = (conn: Connection, sub: Subscription, next: (verdict
 
 export type DropReason = 'acl' | 'payload_size';
 export type PublishVerdict = { drop: DropReason } | Error | undefined;
-/** `conn` is null for a publish Roost makes itself (API, $SYS, a will published with no client). */
+/**
+ * `conn` is null for a will published with no connection of its own: stored by a node that was
+ * killed, or taken over by another connection; its `owner` says whose it is. (Roost's own publishes,
+ * API and $SYS, do not pass the publish steps: the caller stored them if it should.)
+ */
 export type PublishStep = (conn: Connection | null, message: Message, next: (verdict?: PublishVerdict) => void) => void;
 
 /** Synchronous and on the hot path: runs once per message per subscriber. */

@@ -101,7 +101,7 @@ export interface BrokerLimits {
   readonly settings: LimitSettings;
   readonly reporter: LimitReporter;
   /** Publish step: an error closes the connection; a drop refuses the message like an ACL denial. */
-  checkPublish(conn: Connection, message: Message): PublishVerdict;
+  checkPublish(clientId: string, message: Message): PublishVerdict;
   /** Subscribe step: the topic length and level limits and the subscription count. */
   checkSubscribe: SubscribeStep;
   /** Subscribe step, after every other: the filter is granted, so it counts towards the limit. */
@@ -113,20 +113,20 @@ export interface BrokerLimits {
 export function createLimits(settings: LimitSettings, metrics: Metrics, log: Logger): BrokerLimits {
   const reporter = new LimitReporter(metrics, log);
 
-  const checkPublish: BrokerLimits['checkPublish'] = (conn, message) => {
+  const checkPublish: BrokerLimits['checkPublish'] = (clientId, message) => {
     const topicBytes = Buffer.byteLength(message.topic);
     if (topicBytes > settings.maxTopicLength) {
-      reporter.hit('topic_length', { clientId: conn.id, bytes: topicBytes }, 'connection closed');
+      reporter.hit('topic_length', { clientId, bytes: topicBytes }, 'connection closed');
       return new LimitExceeded('topic_length', `topic of ${topicBytes} bytes, limit ${settings.maxTopicLength}`);
     }
     const levels = topicLevels(message.topic);
     if (levels > settings.maxTopicLevels) {
-      reporter.hit('topic_levels', { clientId: conn.id, levels }, 'connection closed');
+      reporter.hit('topic_levels', { clientId, levels }, 'connection closed');
       return new LimitExceeded('topic_levels', `topic of ${levels} levels, limit ${settings.maxTopicLevels}`);
     }
     const payloadBytes = message.payload?.length ?? 0;
     if (payloadBytes > settings.maxPayloadBytes) {
-      reporter.hit('payload_size', { clientId: conn.id, topic: message.topic, bytes: payloadBytes }, 'publish dropped');
+      reporter.hit('payload_size', { clientId, topic: message.topic, bytes: payloadBytes }, 'publish dropped');
       return { drop: 'payload_size' };
     }
     return undefined;

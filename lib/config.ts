@@ -153,6 +153,7 @@ export const SETTINGS = {
   ROOST_DB_POOL_SIZE: [positiveInt, 10, 'Connections to PostgreSQL'],
   REDIS_URL: [redisUrl.optional(), undefined, 'Redis URL; switches sessions to Redis and joins the cluster of nodes on it'],
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
+  ROOST_HEARTBEAT_S: [positiveInt, 60, "Seconds between this node's heartbeats on the message bus: a node silent for 3 of them is taken for dead, and every 4 of them the wills of clients of dead or killed nodes (this one's before a restart included) are checked and published"],
   ROOST_NODE_ADDRESS: [z.string().min(1).optional(), undefined, 'Address of this node shown in the cluster view, GET /api/cluster/nodes (default: host name:MQTT port)'],
   ROOST_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'Log level (pino)'],
   ROOST_LOG_FORMAT: [z.enum(['json', 'pretty']).optional(), undefined, 'Log lines: json, or pretty (one readable line per event: time, level, component, message); unset: pretty on a terminal, JSON otherwise'],

@@ -181,6 +181,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
     cleanups.push(() => sessions.close());
     const roostBroker = await createRoostBroker({
       id: config.ROOST_NODE_ID,
+      heartbeatMs: config.ROOST_HEARTBEAT_S * 1000,
       persistence: sessions.persistence,
       mq: sessions.mq,
       store,

@@ -38,6 +38,8 @@ import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
 
 export interface BrokerCoreOptions {
   id?: string;
+  /** Aedes's heartbeatInterval: a node silent for 3 is dead; stored wills are swept every 4. */
+  heartbeatMs?: number;
   /** An aedes-persistence instance (aedes/session-store.ts makes it). */
   persistence?: unknown;
   /** An mqemitter (in memory, or mqemitter-redis in a cluster). */
@@ -66,6 +68,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
 
   const options: AedesOptions = {
     id: opts.id,
+    ...(opts.heartbeatMs && { heartbeatInterval: opts.heartbeatMs }),
     persistence: opts.persistence as AedesOptions['persistence'],
     mq: opts.mq as AedesOptions['mq'],
     ...(opts.limits && {
@@ -75,7 +78,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     authenticate(client, username, password, done) {
       triedAs.set(client, username);
       const list = steps.connect.list;
-      const login = { username, password };
+      const will = (client as unknown as { _will?: Message | null })._will ?? undefined;
+      const login = { username, password, will };
       let i = 0;
       const next = (verdict?: { refuse: number; reason: string }) => {
         if (verdict) return done(Object.assign(new Error(verdict.reason), { returnCode: verdict.refuse }) as AuthenticateError, false);
@@ -98,7 +102,11 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
       next();
     },
     authorizePublish(client, packet, callback) {
-      publishRunner.run(client ? asConnection(client) : null, packet as Message, callback);
+      // A stored will (it has its broker's id; a client's PUBLISH never does) that is not this
+      // connection's own: its node died, or another connection took its client id. It has no
+      // connection of its own, whoever Aedes hands it over with.
+      const strayWill = client !== null && (packet as { brokerId?: string }).brokerId !== undefined && packet !== (client as unknown as { will?: unknown }).will;
+      publishRunner.run(client && !strayWill ? asConnection(client) : null, packet as Message, callback);
     },
     authorizeForward(client, packet: AedesPublishPacket) {
       const list = steps.deliver.list;
@@ -108,6 +116,9 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     },
   };
   const broker = await Aedes.createBroker(options);
+  // Aedes emits 'error' when a will sweep fails (e.g. a will that could not be checked while the
+  // database was away: it stays stored for the next sweep). Unheard, that would end the process.
+  (broker as unknown as { on(e: 'error', fn: (err: Error) => void): void }).on('error', (err) => opts.log.error({ err: err.message }, 'will sweep failed; stored wills are tried again at the next one'));
   // Roost checks its own topic level limit (limits.ts: a filter over it gets SUBACK 0x80, where Aedes
   // closes the connection); Aedes's check, capped at 100 levels, stays as the ceiling every matcher takes.
   raiseQlobberWordLimit();

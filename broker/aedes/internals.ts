@@ -45,6 +45,8 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'client', field: 'connected', use: 'read', by: 'connection-guards.ts, client-limits.ts, publish-fast-lane.ts (and Connection.connected)' },
   { on: 'client', field: 'connackSent', use: 'read', by: 'connection-guards.ts, publish-fast-lane.ts' },
   { on: 'client', field: 'closed', use: 'read', by: 'connection-guards.ts (and Connection.closed)' },
+  { on: 'client', field: '_will', use: 'read', by: 'core.ts (the will a CONNECT carries, checked by the connect steps)' },
+  { on: 'client', field: 'will', use: 'read', by: 'core.ts (a stored will is not the connection\'s own)' },
   { on: 'client', field: 'errored', use: 'read', by: 'client-limits.ts' },
   { on: 'client', field: 'subscriptions', use: 'read', by: 'connection.ts, client-limits.ts, dollar-topics.ts' },
   { on: 'client', field: 'duplicates', use: 'written', by: 'client-limits.ts (read), cluster-dedupe.ts (replaced)' },
