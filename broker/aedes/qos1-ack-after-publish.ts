@@ -34,7 +34,8 @@ export function acknowledgeQos1AfterPublish(broker: Aedes, wasDropped: (packet: 
     });
   };
   broker.publish = ((packet: PublishPacket, client: Client | Done | null, done?: Done) => {
-    if (typeof client === 'function') return publish(packet, null, client);
+    // Aedes's will sweep calls publish(will, done) after authorizePublish: a dropped will stops here too.
+    if (typeof client === 'function') [client, done] = [null, client];
     if (published.has(packet)) {
       published.delete(packet);
       return done?.();
