@@ -25,6 +25,13 @@ export interface ListenerOptions {
   tls?: TlsCredentials;
   /** ROOST_WS_ALLOWED_ORIGINS: pages from other origins are refused the WebSocket upgrade (403). */
   allowedOrigins?: readonly string[];
+  /**
+   * ROOST_MAX_PACKET_BYTES: ws buffers a whole frame before MQTT reads it, so a frame may carry at most
+   * one packet of this size (ws default: 100 MiB, issue 22 #7).
+   */
+  maxPacketBytes: number;
+  /** Called when a WebSocket frame over that size closes its connection (counted as packet_size). */
+  onFrameTooLarge?: (transport: 'ws' | 'wss') => void;
   /** Counts each accepted socket (broker/limits-connections.ts); false means it was refused and destroyed. */
   admit?: (socket: net.Socket) => boolean;
 }
@@ -53,9 +60,31 @@ export function openListeners(ports: Listeners['ports']): string[] {
   return (['mqtt', 'mqtts', 'ws', 'wss'] as const).filter((n) => ports[n] !== undefined).map((n) => `${n}:${ports[n]}`);
 }
 
-function attachWebSocket(server: http.Server | https.Server, broker: BrokerCore, path: string, log: Logger, allowedOrigins: readonly string[] = []): WebSocketServer {
-  const wss = new WebSocketServer({ server, path, verifyClient: verifyOrigin(allowedOrigins, (origin) => log.info({ origin }, 'WebSocket refused: origin not allowed')) });
+/** MQTT-2.2.3: a fixed header is one byte and at most four of remaining length. */
+const MQTT_FIXED_HEADER_MAX = 5;
+
+/**
+ * The largest WebSocket message taken: one whole MQTT packet of the largest size. ws reads the
+ * announced frame length first and closes with 1009 before buffering a longer one, so an
+ * unauthenticated connection holds at most a CONNECT's worth, as on TCP.
+ */
+function wsMaxPayload(maxPacketBytes: number): number {
+  return maxPacketBytes + MQTT_FIXED_HEADER_MAX;
+}
+
+function attachWebSocket(server: http.Server | https.Server, broker: BrokerCore, opts: ListenerOptions, log: Logger): WebSocketServer {
+  const wss = new WebSocketServer({
+    server,
+    path: opts.wsPath,
+    maxPayload: wsMaxPayload(opts.maxPacketBytes),
+    verifyClient: verifyOrigin(opts.allowedOrigins ?? [], (origin) => log.info({ origin }, 'WebSocket refused: origin not allowed')),
+  });
+  const transport = server instanceof https.Server ? 'wss' : 'ws';
   wss.on('connection', (socket, req) => {
+    // ws's own error for a frame over maxPayload; it then closes with 1009 (RFC 6455 7.4.1).
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') opts.onFrameTooLarge?.(transport);
+    });
     const stream = createWebSocketStream(socket);
     stream.on('error', (err) => log.debug({ err: err.message }, 'websocket stream error'));
     broker.handle(stream, req);
@@ -88,7 +117,7 @@ export async function startListeners(broker: BrokerCore, opts: ListenerOptions, 
     }
     if (opts.wsPort !== 'off') {
       const server = limited(http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath)));
-      sockets.push(attachWebSocket(server, broker, opts.wsPath, log, opts.allowedOrigins));
+      sockets.push(attachWebSocket(server, broker, opts, log));
       servers.push(server);
       ports.ws = await listen(server, opts.wsPort, opts.host);
     }
@@ -105,7 +134,7 @@ export async function startListeners(broker: BrokerCore, opts: ListenerOptions, 
       if (opts.wssPort !== 'off') {
         const server = limited(https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath)));
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
-        sockets.push(attachWebSocket(server, broker, opts.wsPath, log, opts.allowedOrigins));
+        sockets.push(attachWebSocket(server, broker, opts, log));
         servers.push(server);
         tlsServers.push(server);
         ports.wss = await listen(server, opts.wssPort, opts.host);

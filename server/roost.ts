@@ -245,6 +245,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         wssPort: config.ROOST_WSS_PORT,
         wsPath: config.ROOST_WS_PATH,
         allowedOrigins: config.ROOST_WS_ALLOWED_ORIGINS,
+        maxPacketBytes: config.ROOST_MAX_PACKET_BYTES,
+        onFrameTooLarge: (transport) => roostBroker.limits!.reporter.hit('packet_size', { transport }, 'WebSocket frame too large, connection closed'),
         tls,
         admit: (socket) => connectionLimiter.admit(socket),
       },
