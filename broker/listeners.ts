@@ -14,6 +14,8 @@ import { coalesceWrites } from './write-coalescing.js';
 import type { Logger } from '../lib/log.js';
 import type { TlsCredentials } from './tls.js';
 import { verifyOrigin } from './ws-origin.js';
+import { readProxyHeader, showClientAddress, trustedProxies } from './proxied-sockets.js';
+import type { ClientAddress } from './proxy-protocol.js';
 
 export interface ListenerOptions {
   host: string;
@@ -32,6 +34,12 @@ export interface ListenerOptions {
   maxPacketBytes: number;
   /** Called when a WebSocket frame over that size closes its connection (counted as packet_size). */
   onFrameTooLarge?: (transport: 'ws' | 'wss') => void;
+  /**
+   * ROOST_TRUSTED_PROXIES: a connection from one of these must open with a PROXY protocol header
+   * (v1 or v2), read within `proxyHeaderTimeoutMs`; its client address replaces the proxy's.
+   */
+  trustedProxies?: readonly string[];
+  proxyHeaderTimeoutMs?: number;
   /** Counts each accepted socket (broker/limits-connections.ts); false means it was refused and destroyed. */
   admit?: (socket: net.Socket) => boolean;
 }
@@ -102,42 +110,75 @@ export async function startListeners(broker: BrokerCore, opts: ListenerOptions, 
     coalesceWrites(conn);
     broker.handle(conn);
   };
-  // Connection limits apply to the raw socket, before any TLS handshake or WebSocket upgrade.
-  const admit = opts.admit;
-  const limited = <S extends net.Server>(server: S): S => {
-    if (admit) server.prependListener('connection', (socket: net.Socket) => void admit(socket));
-    return server;
+  // Connection limits apply to the raw socket, before any TLS handshake or WebSocket upgrade (and
+  // after a PROXY header, so that they count the client's address).
+  const admit = (socket: net.Socket) => opts.admit?.(socket) ?? true;
+  const trusts = trustedProxies(opts.trustedProxies ?? []);
+  // Node makes a TLS socket of its own from the raw one, reporting the proxy's address again: the
+  // client's is passed on under the raw socket's peer (proxy address:port, unique while it is open).
+  const clientsByPeer = new Map<string, ClientAddress>();
+  const peerOf = (socket: net.Socket) => `${socket.remoteAddress}:${socket.remotePort}`;
+
+  const accept = (server: net.Server, socket: net.Socket) => {
+    if (!trusts(socket.remoteAddress)) {
+      if (admit(socket)) server.emit('connection', socket);
+      return;
+    }
+    const peer = peerOf(socket);
+    readProxyHeader(socket, opts.proxyHeaderTimeoutMs ?? 10_000).then(
+      (client) => {
+        if (client) {
+          showClientAddress(socket, client);
+          if (server instanceof tls.Server) {
+            clientsByPeer.set(peer, client);
+            socket.once('close', () => clientsByPeer.delete(peer));
+          }
+        }
+        if (admit(socket)) server.emit('connection', socket);
+      },
+      (err: Error) => {
+        log.info({ proxy: peer, err: err.message }, 'connection from a trusted proxy refused: no valid PROXY header');
+        socket.destroy();
+      },
+    );
+  };
+  /** The server that listens for `server`: a plain TCP one that admits each socket, then hands it over. */
+  const listening = (server: net.Server): net.Server => {
+    if (server instanceof tls.Server) {
+      server.prependListener('secureConnection', (socket: tls.TLSSocket) => {
+        const client = clientsByPeer.get(peerOf(socket));
+        if (client) showClientAddress(socket, client);
+      });
+    }
+    const front = net.createServer((socket) => accept(server, socket));
+    servers.push(front, server);
+    return front;
   };
 
   try {
     if (opts.mqttPort !== 'off') {
-      const server = limited(net.createServer(handle));
-      servers.push(server);
-      ports.mqtt = await listen(server, opts.mqttPort, opts.host);
+      ports.mqtt = await listen(listening(net.createServer(handle)), opts.mqttPort, opts.host);
     }
     if (opts.wsPort !== 'off') {
-      const server = limited(http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath)));
+      const server = http.createServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
       sockets.push(attachWebSocket(server, broker, opts, log));
-      servers.push(server);
-      ports.ws = await listen(server, opts.wsPort, opts.host);
+      ports.ws = await listen(listening(server), opts.wsPort, opts.host);
     }
     if (opts.tls) {
       const credentials = opts.tls;
       const tlsServers: tls.Server[] = [];
       if (opts.mqttsPort !== 'off') {
-        const server = limited(tls.createServer(credentials.serverOptions(), handle));
+        const server = tls.createServer(credentials.serverOptions(), handle);
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
-        servers.push(server);
         tlsServers.push(server);
-        ports.mqtts = await listen(server, opts.mqttsPort, opts.host);
+        ports.mqtts = await listen(listening(server), opts.mqttsPort, opts.host);
       }
       if (opts.wssPort !== 'off') {
-        const server = limited(https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath)));
+        const server = https.createServer(credentials.serverOptions(), (_req, res) => res.writeHead(426).end('MQTT over WebSocket: connect to ' + opts.wsPath));
         server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
         sockets.push(attachWebSocket(server, broker, opts, log));
-        servers.push(server);
         tlsServers.push(server);
-        ports.wss = await listen(server, opts.wssPort, opts.host);
+        ports.wss = await listen(listening(server), opts.wssPort, opts.host);
       }
       stopReloads = credentials.onReload((options) => {
         for (const server of tlsServers) server.setSecureContext(options);

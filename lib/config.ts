@@ -127,6 +127,7 @@ export const SETTINGS = {
   ROOST_WSS_PORT: [listenerPort, 8081, 'MQTT over secure WebSocket port; starts when TLS is configured'],
   ROOST_WS_PATH: [z.string().startsWith('/'), '/mqtt', 'HTTP path of the WebSocket listeners'],
   ROOST_WS_ALLOWED_ORIGINS: [originList, '', 'Comma-separated web origins whose pages may open MQTT WebSockets (others get 403; requests without an Origin header, i.e. not from a browser, are let in); empty allows any'],
+  ROOST_TRUSTED_PROXIES: [addressRangeList, '', 'Comma-separated addresses or ADDRESS/PREFIX ranges of load balancers: a connection from one must open with a PROXY protocol header (v1 or v2; refused otherwise) and counts as coming from the client it names, for bans, limits, the login throttle and logs; the API trusts their X-Forwarded-For. Empty: no proxy is trusted'],
   ROOST_BROWSER_TOKEN_TTL_S: [positiveInt, 900, 'Lifetime of a browser token (POST /api/browser-tokens) unless the request asks for less'],
   ROOST_BROWSER_TOKEN_MAX_TTL_S: [positiveInt, 86_400, 'Longest lifetime a browser token may ask for'],
   ROOST_TLS_CERT: [readableFile.optional(), undefined, 'PEM server certificate (chain) for TLS and WSS'],

@@ -246,6 +246,8 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         wsPath: config.ROOST_WS_PATH,
         allowedOrigins: config.ROOST_WS_ALLOWED_ORIGINS,
         maxPacketBytes: config.ROOST_MAX_PACKET_BYTES,
+        trustedProxies: config.ROOST_TRUSTED_PROXIES,
+        proxyHeaderTimeoutMs: config.ROOST_CONNECT_TIMEOUT_MS,
         onFrameTooLarge: (transport) => roostBroker.limits!.reporter.hit('packet_size', { transport }, 'WebSocket frame too large, connection closed'),
         tls,
         admit: (socket) => connectionLimiter.admit(socket),
