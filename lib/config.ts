@@ -169,7 +169,7 @@ export const SETTINGS = {
   ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username (outside the loopback-only mode, see ROOST_HOST)'],
   ROOST_ANONYMOUS_ROLE: [z.string().min(1), 'anonymous', 'Role whose rules anonymous clients get'],
   ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
-  ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins before the source is refused for the cooling-off period'],
+  ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins of one username from one IP before that pair is refused for the cooling-off period (an IP alone is only ever delayed: past 5 × ROOST_AUTH_FAILURES_BEFORE_DELAY failures its checks go one per delay, up to 2 s apart)'],
   ROOST_AUTH_COOLDOWN_MS: [positiveInt, 60_000, 'Cooling-off period after too many failed logins'],
   // Message store
   ROOST_STORE_INCLUDE: [topicFilterList, '#', 'Comma-separated topic filters of publishes to store'],
