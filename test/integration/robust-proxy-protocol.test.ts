@@ -183,6 +183,9 @@ describe('PROXY protocol from ROOST_TRUSTED_PROXIES (127.0.0.1 here)', () => {
   it('bans the client address named in the header, not the proxy: other clients behind it still connect', async () => {
     const ban = await api(t, 'POST', '/api/bans', { kind: 'ip', value: '203.0.113.66', reason: 'test', duration_s: 600 });
     expect(ban.status).toBe(201);
+    // The ban reaches the broker's list by NOTIFY; under load that may take a moment.
+    const deadline = Date.now() + 3000;
+    while (!t.roost.bans.list.match({ ip: '203.0.113.66' }) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     try {
       const banned = await tcp(t.roost.ports.mqtt!);
       const other = await tcp(t.roost.ports.mqtt!);
