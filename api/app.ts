@@ -100,7 +100,8 @@ function clientCode(err: FastifyError, statusCode: number): string {
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger,
-    trustProxy: false,
+    // X-Forwarded-For is believed only from ROOST_TRUSTED_PROXIES (request.ip is the client's then).
+    trustProxy: ctx.config.ROOST_TRUSTED_PROXIES.length > 0 ? [...ctx.config.ROOST_TRUSTED_PROXIES] : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
   app.decorate('roost', ctx);

@@ -2,8 +2,12 @@
  * Brute-force throttle for logins. Failures are counted per (username, IP) and per IP — never per
  * username alone, so an attacker on one IP cannot lock a device out of its own IP. After
  * `failuresBeforeDelay` failures each answer is delayed (doubling up to a cap); after
- * `failuresBeforeBlock` the source is refused for `cooldownMs`. The per-IP limits are
- * `ipFactor` times higher, as one IP may be a gateway in front of many devices.
+ * `failuresBeforeBlock` a (username, IP) pair is refused for `cooldownMs`. The per-IP threshold is
+ * `ipFactor` times higher, as one IP may be a gateway in front of many devices, and an IP is only
+ * ever delayed, never blocked (issue 22 #9: random usernames from one IP blocked every device behind
+ * it): past its threshold its unchecked attempts are let through one per delay, a parallel burst
+ * waiting in line like a sequence, and an attempt that would wait longer than `maxIpWaitMs` is
+ * refused at once; so a right password from that IP still gets in, after a bounded wait.
  *
  * Attempts still waiting for their verdict count towards the delay of their (username, IP) pair (a
  * burst of parallel guesses at one account is slowed as if it were sequential; many devices behind
@@ -21,6 +25,8 @@ export interface LoginThrottleOptions {
   maxDelayMs?: number;
   /** Per-IP limits are this many times the per-(username, IP) limits. */
   ipFactor?: number;
+  /** Longest an attempt waits in its IP's line; beyond it the attempt is refused, not queued. */
+  maxIpWaitMs?: number;
   /** Most sources remembered; the oldest are forgotten first. */
   maxEntries?: number;
   now?: () => number;
@@ -44,6 +50,8 @@ interface Counter {
   /** Start of the counting window; failures older than the cooldown are forgotten. */
   since: number;
   blockedUntil: number;
+  /** Per IP: when the next delayed attempt may be checked (one per delay). */
+  nextSlot: number;
 }
 
 export class LoginThrottle {
@@ -54,6 +62,7 @@ export class LoginThrottle {
   private readonly maxDelayMs: number;
   private readonly ipFactor: number;
   private readonly maxEntries: number;
+  private readonly maxIpWaitMs: number;
 
   constructor(private readonly options: LoginThrottleOptions) {
     this.now = options.now ?? Date.now;
@@ -61,6 +70,7 @@ export class LoginThrottle {
     this.maxDelayMs = options.maxDelayMs ?? 2_000;
     this.ipFactor = options.ipFactor ?? 5;
     this.maxEntries = options.maxEntries ?? 100_000;
+    this.maxIpWaitMs = options.maxIpWaitMs ?? 10_000;
   }
 
   /**
@@ -71,12 +81,19 @@ export class LoginThrottle {
     const now = this.now();
     const pair = this.counter(this.pairs, pairKey(username, ip), now);
     const perIp = this.counter(this.ips, ip, now);
-    const block = this.blockOf(pair, perIp, now);
+    const block = this.blockOf(pair, now);
     if (block) return block;
     // Parallel guesses at one account are slowed like a sequence; an IP is slowed only by its
     // confirmed failures, so a gateway's fleet of devices logging in at once is not delayed.
     const pairDelay = this.delayFor(pair.failures + pair.pending, 1);
-    const ipDelay = this.delayFor(perIp.failures, this.ipFactor);
+    const ipSpacing = this.delayFor(perIp.failures, this.ipFactor);
+    let ipDelay = 0;
+    if (ipSpacing > 0) {
+      const slot = Math.max(now, perIp.nextSlot) + ipSpacing;
+      if (slot - now > this.maxIpWaitMs) return blocked(slot - now - this.maxIpWaitMs, 'ip');
+      perIp.nextSlot = slot;
+      ipDelay = slot - now;
+    }
     pair.pending++;
     perIp.pending++;
     const delayMs = Math.max(pairDelay, ipDelay);
@@ -88,8 +105,7 @@ export class LoginThrottle {
   recheck(username: string | undefined, ip: string): ThrottleVerdict | undefined {
     const now = this.now();
     const pair = this.pairs.get(pairKey(username, ip));
-    const perIp = this.ips.get(ip);
-    return pair && perIp ? this.blockOf(pair, perIp, now) : undefined;
+    return pair ? this.blockOf(pair, now) : undefined;
   }
 
   /** The password was wrong: a confirmed failure, which may block the source. */
@@ -99,8 +115,8 @@ export class LoginThrottle {
     const perIp = this.counter(this.ips, ip, now);
     pair.pending = Math.max(0, pair.pending - 1);
     perIp.pending = Math.max(0, perIp.pending - 1);
-    this.fail(pair, now, 1);
-    this.fail(perIp, now, this.ipFactor);
+    this.fail(pair, now);
+    perIp.failures++;
   }
 
   /** The attempt succeeded: the pair's failures are forgiven; the IP's stay. */
@@ -121,10 +137,8 @@ export class LoginThrottle {
     }
   }
 
-  private blockOf(pair: Counter, perIp: Counter, now: number): ThrottleVerdict | undefined {
-    if (pair.blockedUntil > now) return blocked(pair.blockedUntil - now, 'username+ip');
-    if (perIp.blockedUntil > now) return blocked(perIp.blockedUntil - now, 'ip');
-    return undefined;
+  private blockOf(pair: Counter, now: number): ThrottleVerdict | undefined {
+    return pair.blockedUntil > now ? blocked(pair.blockedUntil - now, 'username+ip') : undefined;
   }
 
   /** Forgets everything about a username (e.g. an administrator reset its password). */
@@ -143,9 +157,9 @@ export class LoginThrottle {
     return Math.min(this.baseDelayMs * 2 ** Math.min(over, 20), this.maxDelayMs);
   }
 
-  private fail(c: Counter, now: number, factor: number): void {
+  private fail(c: Counter, now: number): void {
     c.failures++;
-    if (c.failures >= this.options.failuresBeforeBlock * factor) {
+    if (c.failures >= this.options.failuresBeforeBlock) {
       c.blockedUntil = now + this.options.cooldownMs;
       // The cooling-off period then starts a fresh window.
       c.failures = 0;
@@ -161,7 +175,7 @@ export class LoginThrottle {
     }
     if (!c) {
       if (map.size >= this.maxEntries) this.evict(map, now);
-      c = { failures: 0, pending: 0, since: now, blockedUntil: 0 };
+      c = { failures: 0, pending: 0, since: now, blockedUntil: 0, nextSlot: 0 };
       map.set(key, c);
     }
     return c;

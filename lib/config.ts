@@ -127,6 +127,7 @@ export const SETTINGS = {
   ROOST_WSS_PORT: [listenerPort, 8081, 'MQTT over secure WebSocket port; starts when TLS is configured'],
   ROOST_WS_PATH: [z.string().startsWith('/'), '/mqtt', 'HTTP path of the WebSocket listeners'],
   ROOST_WS_ALLOWED_ORIGINS: [originList, '', 'Comma-separated web origins whose pages may open MQTT WebSockets (others get 403; requests without an Origin header, i.e. not from a browser, are let in); empty allows any'],
+  ROOST_TRUSTED_PROXIES: [addressRangeList, '', 'Comma-separated addresses or ADDRESS/PREFIX ranges of load balancers: a connection from one must open with a PROXY protocol header (v1 or v2; refused otherwise) and counts as coming from the client it names, for bans, limits, the login throttle and logs; the API trusts their X-Forwarded-For. Empty: no proxy is trusted'],
   ROOST_BROWSER_TOKEN_TTL_S: [positiveInt, 900, 'Lifetime of a browser token (POST /api/browser-tokens) unless the request asks for less'],
   ROOST_BROWSER_TOKEN_MAX_TTL_S: [positiveInt, 86_400, 'Longest lifetime a browser token may ask for'],
   ROOST_TLS_CERT: [readableFile.optional(), undefined, 'PEM server certificate (chain) for TLS and WSS'],
@@ -168,7 +169,7 @@ export const SETTINGS = {
   ROOST_ALLOW_ANONYMOUS: [bool, false, 'Accept clients without a username (outside the loopback-only mode, see ROOST_HOST)'],
   ROOST_ANONYMOUS_ROLE: [z.string().min(1), 'anonymous', 'Role whose rules anonymous clients get'],
   ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
-  ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins before the source is refused for the cooling-off period'],
+  ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins of one username from one IP before that pair is refused for the cooling-off period (an IP alone is only ever delayed: past 5 × ROOST_AUTH_FAILURES_BEFORE_DELAY failures its checks go one per delay, up to 2 s apart)'],
   ROOST_AUTH_COOLDOWN_MS: [positiveInt, 60_000, 'Cooling-off period after too many failed logins'],
   // Message store
   ROOST_STORE_INCLUDE: [topicFilterList, '#', 'Comma-separated topic filters of publishes to store'],

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { connectBytes } from '../protocol/bytes.js';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -44,8 +45,9 @@ describe('HAProxy (deploy/haproxy.cfg) in front of two nodes', () => {
 
   beforeAll(async () => {
     cluster = await startTestCluster();
-    await cluster.startNode('roost-1');
-    await cluster.startNode('roost-2');
+    // HAProxy (send-proxy-v2 in deploy/haproxy.cfg) is on 127.0.0.1, as docker-compose.yml trusts it there.
+    await cluster.startNode('roost-1', { ROOST_TRUSTED_PROXIES: '127.0.0.1' });
+    await cluster.startNode('roost-2', { ROOST_TRUSTED_PROXIES: '127.0.0.1' });
     for (const port of [1883, 8883, 8080, 8081, 3000]) front[port] = await freePort();
     const closedPort = await freePort(); // TLS listeners are off in this test: their servers stay down
     const portsOf = (n: RoostNode) => ({ 1883: n.ports.mqtt, 8080: n.ports.ws, 3000: n.ports.api, 8883: closedPort, 8081: closedPort });
@@ -89,6 +91,28 @@ describe('HAProxy (deploy/haproxy.cfg) in front of two nodes', () => {
     const body = (await res.json()) as { items: Array<{ client_id: string; node: string; transport: string }> };
     return body.items;
   };
+
+  it("shows a node the client's own address (127.0.0.2), not HAProxy's, through the PROXY protocol", async () => {
+    const socket = connect({ port: front[1883], host: '127.0.0.1', localAddress: '127.0.0.2' });
+    socket.on('error', () => {});
+    try {
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      socket.write(connectBytes({ clientId: 'address-check', username: CLUSTER_USER.username, password: Buffer.from(CLUSTER_USER.password) }));
+      const connack = await new Promise<Buffer>((resolve, reject) => {
+        socket.once('data', resolve);
+        socket.once('close', () => reject(new Error('closed without CONNACK')));
+      });
+      expect([...connack.subarray(0, 4)]).toEqual([0x20, 0x02, 0x00, 0x00]);
+      let ip: string | undefined;
+      await waitFor('address-check listed', async () => {
+        ip = ((await clientsByNode()) as Array<{ client_id: string; ip?: string }>).find((c) => c.client_id === 'address-check')?.ip;
+        return ip !== undefined;
+      }, 5000, 100);
+      expect(ip).toBe('127.0.0.2');
+    } finally {
+      socket.destroy();
+    }
+  });
 
   it('carries MQTT and WebSocket clients across both nodes and through the loss of one', async () => {
     const mqttSub = await throughHaproxy('mqtt', 'hp-mqtt-sub', false);

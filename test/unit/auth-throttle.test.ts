@@ -51,12 +51,35 @@ describe('LoginThrottle', () => {
     expect(t.attempt('dev1', '10.0.0.2')).toEqual({ blocked: false, delayMs: 0, retryAfterMs: 0 });
   });
 
-  it('blocks an IP that sprays many usernames, at ipFactor times the pair limit', () => {
-    const { t, fail } = throttle();
-    // 30 = 6 × 5: each username stays under its own limit.
-    for (let i = 0; i < 30; i++) expect(fail(`user${i}`, '10.0.0.9').blocked).toBe(false);
-    expect(t.attempt('user-new', '10.0.0.9')).toMatchObject({ blocked: true, scope: 'ip' });
-    expect(t.attempt('user-new', '10.0.0.10').blocked).toBe(false);
+  it('delays, never blocks, an IP that sprays many usernames: the delay grows and a right password still gets in', () => {
+    const { t, clock, fail } = throttle();
+    // Sequential guesses, each after the previous one's delay: free up to 15 (3 × 5), then doubling to the cap.
+    const delays: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const v = fail(`user${i}`, '10.0.0.9');
+      expect(v.blocked).toBe(false);
+      delays.push(v.delayMs);
+      clock.now += v.delayMs;
+    }
+    expect(delays.slice(0, 15)).toEqual(Array(15).fill(0));
+    expect(delays.slice(15, 20)).toEqual([100, 200, 400, 800, 1000]);
+    expect(Math.max(...delays)).toBe(1000);
+    // A device of that IP with the right password waits one delay, then is checked.
+    expect(t.attempt('device-ok', '10.0.0.9')).toMatchObject({ blocked: false, delayMs: 1000, scope: 'ip' });
+    t.succeeded('device-ok', '10.0.0.9');
+    expect(t.attempt('user-new', '10.0.0.10')).toEqual({ blocked: false, delayMs: 0, retryAfterMs: 0 });
+  });
+
+  it('lines up a parallel burst from a delayed IP one delay apart and refuses what would wait over maxIpWaitMs', () => {
+    const { t, clock, fail } = throttle({ maxIpWaitMs: 5_000 });
+    for (let i = 0; i < 20; i++) clock.now += fail(`user${i}`, '10.0.0.9').delayMs; // now at the 1 s cap
+    clock.now += 1_000;
+    const burst = Array.from({ length: 7 }, (_, i) => t.attempt(`burst${i}`, '10.0.0.9'));
+    expect(burst.slice(0, 5).map((v) => v.delayMs)).toEqual([1000, 2000, 3000, 4000, 5000]);
+    expect(burst.slice(5).map((v) => [v.blocked, v.scope])).toEqual([
+      [true, 'ip'],
+      [true, 'ip'],
+    ]);
   });
 
   it('clears the pair on success so a device that mistyped once starts afresh', () => {

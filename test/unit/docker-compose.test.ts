@@ -35,6 +35,8 @@ describe('docker-compose.yml (the production shape: two nodes behind HAProxy)', 
       expect(node.environment?.ROOST_API_HOST, `${name} ROOST_API_HOST`).toBe('0.0.0.0');
       for (const setting of Object.keys(node.environment ?? {})) expect(SETTINGS).toHaveProperty(setting);
       expect(node.ports, `${name} is reached through haproxy only`).toBeUndefined();
+      // HAProxy's PROXY headers are read only from trusted addresses: Docker's private ranges.
+      expect(node.environment?.ROOST_TRUSTED_PROXIES, `${name} ROOST_TRUSTED_PROXIES`).toBe('10.0.0.0/8,172.16.0.0/12,192.168.0.0/16');
     }
   });
 
@@ -70,5 +72,13 @@ describe('docker-compose.yml (the production shape: two nodes behind HAProxy)', 
       for (const port of [1883, 8883, 8080, 8081, 3000]) expect(cfg).toMatch(new RegExp(`^\\s+server ${name} ${name}:${port} check`, 'm'));
     }
     for (const port of [1883, 8883, 8080, 8081, 3000]) expect(cfg).toMatch(new RegExp(`^\\s+bind :${port}$`, 'm'));
+  });
+
+  it('sends the PROXY protocol to every MQTT listener and X-Forwarded-For to the API', () => {
+    const cfg = readFileSync('deploy/haproxy.cfg', 'utf8');
+    for (const name of nodes) {
+      for (const port of [1883, 8883, 8080, 8081]) expect(cfg).toMatch(new RegExp(`^\\s+server ${name} ${name}:${port} check port 3000 send-proxy-v2$`, 'm'));
+    }
+    expect(cfg).toMatch(/^backend api\n(?:\s+.*\n)*?\s+option forwardfor$/m);
   });
 });
