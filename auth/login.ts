@@ -7,7 +7,7 @@
  *   5. admit        enabled? client id allowed? (after the password, so a guess learns nothing)
  *   6. upgrade      a Mosquitto hash becomes bcrypt; last_seen is recorded
  * A password that is a browser token (auth/browser-tokens.ts) skips 2-6: it is looked up, and
- * admits its `browser:<id>` username with read rules only.
+ * admits its `browser:<id>` username with read rules only, on a client id under its prefix.
  * Every refusal is an AuthError whose code the log shows; the client sees only its CONNACK code.
  */
 import type { Db } from '../lib/db/index.js';
@@ -117,6 +117,9 @@ export class Authenticator {
     const token = await findBrowserToken(this.options.db, req.password as Buffer | string);
     if (!token) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', 'unknown or expired browser token');
     if (token.username !== username) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', `browser token of ${token.username}`);
+    if (!req.clientId.startsWith(token.clientIdPrefix)) {
+      throw new AuthError('ROOST_ERR_CLIENT_ID_PREFIX', `client id ${JSON.stringify(req.clientId)}, prefix ${token.clientIdPrefix}`);
+    }
     return { kind: 'device', device: browserTokenSubject(token), username, superuser: false, rules: token.rules, via: 'browser-token', expiresAt: token.expiresAt };
   }
 
