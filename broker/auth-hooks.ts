@@ -87,6 +87,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     failuresBeforeDelay: config.ROOST_AUTH_FAILURES_BEFORE_DELAY,
     failuresBeforeBlock: config.ROOST_AUTH_FAILURES_BEFORE_BLOCK,
     cooldownMs: config.ROOST_AUTH_COOLDOWN_MS,
+    pendingPerIp: config.ROOST_AUTH_PENDING_PER_IP,
     onBackgroundError: (err, what) => log.error({ err }, `${what} failed`),
     recordLogin: opts.recordLogin,
   });

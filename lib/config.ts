@@ -170,6 +170,7 @@ export const SETTINGS = {
   ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
   ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins before the source is refused for the cooling-off period'],
   ROOST_AUTH_COOLDOWN_MS: [positiveInt, 60_000, 'Cooling-off period after too many failed logins'],
+  ROOST_AUTH_PENDING_PER_IP: [nonNegativeInt, 32, 'Logins of one IP address whose password is checked at once; the others wait their turn (up to ROOST_BCRYPT_QUEUE, then CONNACK 3), so one address cannot fill the password workers; 0: no bound'],
   // Message store
   ROOST_STORE_INCLUDE: [topicFilterList, '#', 'Comma-separated topic filters of publishes to store'],
   ROOST_STORE_EXCLUDE: [topicFilterList, '$SYS/#', 'Comma-separated topic filters of publishes not to store'],
