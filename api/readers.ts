@@ -7,7 +7,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { compileSubject, type CompiledSubject } from '../auth/acl.js';
-import { BROWSER_USERNAME_PREFIX, findBrowserToken } from '../auth/browser-tokens.js';
+import { BROWSER_USERNAME_PREFIX, clientIdPrefixOfUsername, findBrowserToken } from '../auth/browser-tokens.js';
 import { isAuthError } from '../auth/errors.js';
 import { loadDevice } from '../auth/store.js';
 import { bearerToken, principalFromToken } from './auth.js';
@@ -46,7 +46,8 @@ export async function readerOf(req: FastifyRequest): Promise<StreamReader> {
   const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
   if (!basic || !authenticator) throw new ApiErrors.unauthorized();
   const { username, password } = splitBasic(Buffer.from(basic, 'base64').toString('utf8'));
-  const clientId = `sse:${username}`;
+  // A browser token logs in only under its client id prefix (issue 22 #5).
+  const clientId = `${clientIdPrefixOfUsername(username) ?? ''}sse:${username}`;
   const subject = (superuser: boolean, rules: Parameters<typeof compileSubject>[0]['rules']) => compileSubject({ username, clientId, superuser, rules });
   let result;
   try {

@@ -14,10 +14,25 @@ import { loadRole, type DeviceRecord } from './store.js';
 export const BROWSER_TOKEN_PREFIX = 'roost_bt_';
 export const BROWSER_USERNAME_PREFIX = 'browser:';
 
+/**
+ * The client ids a token may connect with start with this (issue 22 #5): a page cannot take the
+ * client id of a device, or of another token's page. Only characters every MQTT client id may hold.
+ */
+export function browserClientIdPrefix(tokenId: string): string {
+  return `browser-${tokenId}-`;
+}
+
+/** The client id prefix of a `browser:<id>` username; undefined for any other username. */
+export function clientIdPrefixOfUsername(username: string): string | undefined {
+  return username.startsWith(BROWSER_USERNAME_PREFIX) ? browserClientIdPrefix(username.slice(BROWSER_USERNAME_PREFIX.length)) : undefined;
+}
+
 export interface BrowserToken {
   id: string;
   /** The MQTT username the token belongs to: `browser:<id>`. */
   username: string;
+  /** Its pages connect with client ids that start with this: `browser-<id>-`. */
+  clientIdPrefix: string;
   rules: AclRule[];
   role: string | null;
   createdBy: string;
@@ -67,6 +82,7 @@ function toToken(row: Row): BrowserToken {
   return {
     id: row.id,
     username: BROWSER_USERNAME_PREFIX + row.id,
+    clientIdPrefix: browserClientIdPrefix(row.id),
     rules: row.rules.map((r) => ({ ...r, source: r.source ?? 'browser-token' })),
     role: row.role,
     createdBy: row.created_by,
@@ -115,6 +131,14 @@ export async function listBrowserTokens(db: Queryable): Promise<BrowserToken[]> 
   return res.rows.map(toToken);
 }
 
+/** Whether the browser token behind this `browser:<id>` username is live (not expired nor deleted). */
+export async function browserTokenIsLive(db: Queryable, username: string): Promise<boolean> {
+  const id = username.slice(BROWSER_USERNAME_PREFIX.length);
+  if (!/^[0-9]{1,18}$/.test(id)) return false;
+  const res = await db.query('SELECT 1 FROM browser_tokens WHERE id = $1 AND expires_at > now()', [id]);
+  return res.rows.length > 0;
+}
+
 /** Deletes a token; its username, or undefined when there was none. */
 export async function deleteBrowserToken(db: Queryable, id: string): Promise<string | undefined> {
   const res = await db.query<{ id: string }>('DELETE FROM browser_tokens WHERE id = $1 RETURNING id::text AS id', [id]);
@@ -123,7 +147,8 @@ export async function deleteBrowserToken(db: Queryable, id: string): Promise<str
 
 /**
  * What the broker's session holds for a browser token: no device row behind it (its id is not a
- * devices.id, so device change notifications never match it), no roles, never a superuser.
+ * devices.id, so device change notifications never match it), no roles, never a superuser, and
+ * client ids under its prefix only (auth/login.ts checks it).
  */
 export function browserTokenSubject(token: BrowserToken): DeviceRecord {
   return {
@@ -132,7 +157,7 @@ export function browserTokenSubject(token: BrowserToken): DeviceRecord {
     passwordHash: null,
     enabled: true,
     superuser: false,
-    clientIdPattern: null,
+    clientIdPattern: `${token.clientIdPrefix}*`,
     roleIds: [],
     rules: token.rules,
   };

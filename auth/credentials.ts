@@ -3,6 +3,8 @@
  * `concurrency` checks run at once and at most `queue` wait, beyond which a check is refused
  * (ROOST_ERR_AUTH_BUSY) instead of letting a CONNECT flood grow memory and latency without bound.
  * A cache of verified credentials makes the reconnect of a known device cost one HMAC.
+ * A username that does not exist takes no place on the pool: it is answered after as long as a
+ * check would take (issue 22 #16), so a flood of made-up names cannot starve real logins.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
@@ -43,10 +45,23 @@ export interface PasswordHasherOptions {
   queue: number;
 }
 
+/**
+ * Longest an unknown username's answer is held: a real check can wait longer behind a full queue,
+ * but a held answer keeps its socket and a place among its address's logins in progress.
+ */
+const MAX_UNKNOWN_USER_DELAY_MS = 5_000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 export class PasswordHasher {
   private readonly limit: LimitFunction;
-  /** Unknown users are checked against this, so they take as long as known ones. */
+  /** The first unknown username is checked against this once, to learn how long a check takes. */
   private dummyHash: Promise<string> | undefined;
+  private calibration: Promise<void> | undefined;
+  /** How long one check takes on the pool (ms), a moving average of the real ones. */
+  private typicalCheckMs: number | undefined;
+  /** bcrypt compares run for usernames that do not exist: the calibration only (a metric for tests). */
+  unknownUserCompares = 0;
 
   constructor(private readonly options: PasswordHasherOptions) {
     this.limit = pLimit(options.concurrency);
@@ -71,18 +86,46 @@ export class PasswordHasher {
   /** Verifies a password against a bcrypt or Mosquitto hash; false for an unknown format. */
   verify(password: string | Buffer, hash: string): Promise<boolean> {
     const kind = hashKind(hash);
-    if (kind === 'bcrypt') return this.schedule(() => bcrypt.compare(password, hash));
-    if (kind === 'mosquitto') return this.schedule(() => verifyMosquittoHash(password, hash));
-    if (kind === 'emqx') return this.schedule(() => verifyEmqxHash(password, hash));
+    if (kind === 'bcrypt') return this.schedule(this.timed(() => bcrypt.compare(password, hash)));
+    if (kind === 'mosquitto') return this.schedule(this.timed(() => verifyMosquittoHash(password, hash)));
+    if (kind === 'emqx') return this.schedule(this.timed(() => verifyEmqxHash(password, hash)));
     return Promise.resolve(false);
   }
 
-  /** Spends the same work as a real check, for a username that does not exist. */
+  /**
+   * For a username that does not exist: false, after as long as a real check would take now (its
+   * wait behind the checks queued, then the check), so that timing does not tell which names
+   * exist, and without a place on the pool, so that made-up names cannot starve real logins.
+   */
   async verifyNothing(password: string | Buffer): Promise<false> {
+    if (this.typicalCheckMs === undefined) {
+      this.calibration ??= this.calibrate(password).finally(() => (this.calibration = undefined));
+      await this.calibration;
+      return false;
+    }
+    const rounds = 1 + Math.floor((this.limit.activeCount + this.limit.pendingCount) / this.options.concurrency);
+    await sleep(Math.min(this.typicalCheckMs * rounds, MAX_UNKNOWN_USER_DELAY_MS));
+    return false;
+  }
+
+  /** One compare against a dummy hash: how long a check takes before any real one was measured. */
+  private async calibrate(password: string | Buffer): Promise<void> {
     this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.options.cost);
     const hash = await this.dummyHash;
-    await this.schedule(() => bcrypt.compare(password, hash));
-    return false;
+    this.unknownUserCompares++;
+    await this.schedule(this.timed(() => bcrypt.compare(password, hash)));
+  }
+
+  private timed<T>(check: () => Promise<T>): () => Promise<T> {
+    return async () => {
+      const started = performance.now();
+      try {
+        return await check();
+      } finally {
+        const ms = performance.now() - started;
+        this.typicalCheckMs = this.typicalCheckMs === undefined ? ms : 0.8 * this.typicalCheckMs + 0.2 * ms;
+      }
+    };
   }
 
   /** Refuses (ROOST_ERR_PASSWORD_TOO_LONG) a password bcrypt would truncate. */

@@ -6,7 +6,7 @@
 interface AuthErrorSpec {
   message: string;
   /** MQTT 3.1.1 CONNACK return code (3.2.2.3) when the error refuses a CONNECT. */
-  returnCode?: 3 | 4 | 5;
+  returnCode?: 2 | 3 | 4 | 5;
   statusCode: number;
 }
 
@@ -16,6 +16,9 @@ export const AUTH_ERRORS = {
   ROOST_ERR_NOT_AUTHORIZED: { message: 'Not authorized', returnCode: 5, statusCode: 403 },
   ROOST_ERR_DEVICE_DISABLED: { message: 'Device is disabled', returnCode: 5, statusCode: 403 },
   ROOST_ERR_CLIENT_ID_REJECTED: { message: 'Client id does not match the device pattern', returnCode: 5, statusCode: 403 },
+  // 0x02 identifier rejected (3.2.2.3): the client id is not this credential's to use (issue 22 #5).
+  ROOST_ERR_CLIENT_ID_PREFIX: { message: 'A browser token connects only with a client id under its client_id_prefix', returnCode: 2, statusCode: 403 },
+  ROOST_ERR_CLIENT_ID_TAKEN: { message: 'Client id is held by another username', returnCode: 2, statusCode: 409 },
   ROOST_ERR_ANONYMOUS_REFUSED: { message: 'Anonymous clients are not allowed', returnCode: 5, statusCode: 401 },
   ROOST_ERR_CERT_MISMATCH: { message: 'Username differs from the client certificate', returnCode: 5, statusCode: 403 },
   ROOST_ERR_AUTH_THROTTLED: { message: 'Too many failed logins; try again later', returnCode: 5, statusCode: 429 },
@@ -40,7 +43,7 @@ export type AuthErrorCode = keyof typeof AUTH_ERRORS;
 
 export class AuthError extends Error {
   readonly statusCode: number;
-  readonly returnCode: 3 | 4 | 5 | undefined;
+  readonly returnCode: 2 | 3 | 4 | 5 | undefined;
 
   /** `detail` is for the log and the CLI; it never carries a password. */
   constructor(

@@ -1,13 +1,14 @@
 /**
  * The life of a CONNECT's credentials, as a list of steps:
  *   1. identify     username, or the name in a verified client certificate, or anonymous
- *   2. throttle     refuse or delay a source with too many recent failures
+ *   2. throttle     one address's logins in line (login-line.ts); refuse or delay a source with too
+ *                   many recent failures
  *   3. lookUp       the device and its rules (cache, then database)
  *   4. verify       the password (credential cache, then bcrypt / Mosquitto hash off the event loop)
  *   5. admit        enabled? client id allowed? (after the password, so a guess learns nothing)
  *   6. upgrade      a Mosquitto hash becomes bcrypt; last_seen is recorded
  * A password that is a browser token (auth/browser-tokens.ts) skips 2-6: it is looked up, and
- * admits its `browser:<id>` username with read rules only.
+ * admits its `browser:<id>` username with read rules only, on a client id under its prefix.
  * Every refusal is an AuthError whose code the log shows; the client sees only its CONNACK code.
  */
 import type { Db } from '../lib/db/index.js';
@@ -17,6 +18,7 @@ import { CredentialCache, fitsBcrypt, needsUpgrade, PasswordHasher } from './cre
 import { DeviceCache } from './device-cache.js';
 import { AuthError } from './errors.js';
 import { LoginThrottle } from './throttle.js';
+import { LoginLine } from './login-line.js';
 import { browserTokenSubject, findBrowserToken, isBrowserToken } from './browser-tokens.js';
 import { loadRole, touchLastSeen, upgradePasswordHash, type DeviceRecord, type RoleRecord } from './store.js';
 
@@ -60,6 +62,8 @@ export interface AuthenticatorOptions {
   failuresBeforeDelay: number;
   failuresBeforeBlock: number;
   cooldownMs: number;
+  /** Logins of one IP checked at once; the others wait in line (auth/login-line.ts). 0: no bound. */
+  pendingPerIp?: number;
   /** Background failures (hash upgrade, last_seen) are reported here, not thrown. */
   onBackgroundError?: (err: unknown, what: string) => void;
   /** Records a successful login (last_seen); default: one UPDATE per login. */
@@ -83,6 +87,7 @@ export class Authenticator {
   readonly credentials = new CredentialCache();
   readonly devices: DeviceCache;
   readonly throttle: LoginThrottle;
+  readonly line: LoginLine;
   private anonymous: Promise<RoleRecord | undefined> | undefined;
 
   constructor(private readonly options: AuthenticatorOptions) {
@@ -93,6 +98,7 @@ export class Authenticator {
       failuresBeforeBlock: options.failuresBeforeBlock,
       cooldownMs: options.cooldownMs,
     });
+    this.line = new LoginLine({ inFlight: options.pendingPerIp ?? 0, waiting: options.bcryptQueue });
   }
 
   async login(req: LoginRequest): Promise<LoginResult> {
@@ -117,6 +123,9 @@ export class Authenticator {
     const token = await findBrowserToken(this.options.db, req.password as Buffer | string);
     if (!token) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', 'unknown or expired browser token');
     if (token.username !== username) throw new AuthError('ROOST_ERR_BAD_CREDENTIALS', `browser token of ${token.username}`);
+    if (!req.clientId.startsWith(token.clientIdPrefix)) {
+      throw new AuthError('ROOST_ERR_CLIENT_ID_PREFIX', `client id ${JSON.stringify(req.clientId)}, prefix ${token.clientIdPrefix}`);
+    }
     return { kind: 'device', device: browserTokenSubject(token), username, superuser: false, rules: token.rules, via: 'browser-token', expiresAt: token.expiresAt };
   }
 
@@ -141,6 +150,16 @@ export class Authenticator {
     if (known?.passwordHash && req.password !== undefined && req.password.length > 0 && this.credentials.has(username, req.password, known.passwordHash)) {
       return this.admitted(known, username, req);
     }
+    const release = await this.line.enter(req.ip);
+    try {
+      return await this.checkPassword(username, req);
+    } finally {
+      release();
+    }
+  }
+
+  private async checkPassword(username: string, req: LoginRequest): Promise<LoginResult> {
+    if (req.isGone?.()) throw new AuthError('ROOST_ERR_NOT_AUTHORIZED', 'client left while its login waited');
     const verdict = this.throttle.attempt(username, req.ip);
     if (verdict.blocked) {
       throw new AuthError('ROOST_ERR_AUTH_THROTTLED', `${verdict.scope} blocked for ${Math.ceil(verdict.retryAfterMs / 1000)} s`);
@@ -182,7 +201,7 @@ export class Authenticator {
 
   private async verify(username: string, password: Buffer | string | undefined, device: DeviceRecord | null): Promise<boolean> {
     if (password === undefined || password.length === 0) return false;
-    // An unknown user costs a bcrypt compare too: timing must not tell which names exist.
+    // An unknown user takes as long as a compare, off the pool: timing must not tell which names exist.
     if (!device || device.passwordHash === null) return this.hasher.verifyNothing(password);
     const hash = device.passwordHash;
     if (this.credentials.has(username, password, hash)) return true;

@@ -4,7 +4,8 @@
  *
  *   connect     CONNECT → auth/login.ts; CONNACK 4 for a bad username or password (the same for
  *               both), 5 for a disabled device, a client id off its pattern, anonymous refused;
- *               3 when too many password checks wait.
+ *               3 when too many password checks wait; 2 for a browser token off its client id prefix.
+ *   takeover    CONNACK 2 for a client id another username holds (client-id-holders.ts).
  *   mayPublish  sync, per PUBLISH: write access on the exact topic (rules cached at CONNECT).
  *   subscribe   per filter: a refused filter gets 0x80, the others are still granted.
  *   mayRead     per delivered message: read access on its topic (a partial deny holds).
@@ -23,6 +24,8 @@ import { certificateUsername } from '../auth/certificates.js';
 import { AuthError } from '../auth/errors.js';
 import { Authenticator, type LoginResult } from '../auth/login.js';
 import { AUTH_CHANNEL, loadDeviceById, parseAuthChange, type AuthChange, type DeviceRecord } from '../auth/store.js';
+import { BROWSER_USERNAME_PREFIX, browserTokenIsLive } from '../auth/browser-tokens.js';
+import { ClientIdHolders, type Username } from './client-id-holders.js';
 
 export interface AuthHooks extends BrokerAuth {
   /** The login machinery (caches, throttle, hasher), for the API's ACL check and the benchmarks. */
@@ -59,6 +62,7 @@ interface Session {
   client: Connection;
   device?: { id: string; username: string };
   roleIds: string[];
+  superuser: boolean;
   subject: CompiledSubject;
   /** Set when the device was disabled or deleted: nothing more is allowed while it closes. */
   revoked: boolean;
@@ -83,6 +87,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     failuresBeforeDelay: config.ROOST_AUTH_FAILURES_BEFORE_DELAY,
     failuresBeforeBlock: config.ROOST_AUTH_FAILURES_BEFORE_BLOCK,
     cooldownMs: config.ROOST_AUTH_COOLDOWN_MS,
+    pendingPerIp: config.ROOST_AUTH_PENDING_PER_IP,
     onBackgroundError: (err, what) => log.error({ err }, `${what} failed`),
     recordLogin: opts.recordLogin,
   });
@@ -106,12 +111,14 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
             client,
             device: { id: result.device.id, username: result.username },
             roleIds: result.device.roleIds,
+            superuser: result.superuser,
             subject: compileSubject({ username: result.username, clientId: client.id, superuser: result.superuser, rules: result.rules }),
             revoked: false,
           }
         : {
             client,
             roleIds: [],
+            superuser: false,
             subject: compileSubject({ clientId: client.id, superuser: false, rules: result.rules }),
             revoked: false,
           };
@@ -160,6 +167,43 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
         log.error({ ip, username: shownName, clientId: client.id, err }, 'authentication failed: server error');
         next({ refuse: 3, reason: 'Server unavailable' });
       });
+  };
+
+  // --- client ids: who may take one over (issue 22 #5) ---------------------------------------
+
+  const holders = new ClientIdHolders({
+    db,
+    log,
+    exists: async (username) =>
+      username.startsWith(BROWSER_USERNAME_PREFIX) ? browserTokenIsLive(db, username) : (await authenticator.devices.get(username)) !== null,
+  });
+  /** What takeover found stored for an accepted connection's client id, so accepted() writes only a change. */
+  const storedOwner = new WeakMap<Connection, Username | undefined>();
+  const usernameOf = (client: Connection): Username => sessions.get(client)?.device?.username ?? null;
+
+  const takeover: AuthHooks['takeover'] = (client, holder, next) => {
+    const session = sessions.get(client);
+    if (config.ROOST_CLIENT_ID_TAKEOVER === 'any' || !session) return next();
+    const username = usernameOf(client);
+    const online = holder && holder !== client && !holder.closed ? { username: usernameOf(holder), clean: holder.clean } : undefined;
+    holders.decide(client.id, username, online).then((verdict) => {
+      if (verdict.allowed) {
+        storedOwner.set(client, verdict.stored);
+        return next();
+      }
+      if (session.superuser) {
+        log.info({ clientId: client.id, username, holder: verdict.holder }, 'superuser takes over a client id another username holds');
+        storedOwner.set(client, verdict.holder);
+        return next();
+      }
+      log.warn({ ip: remoteAddressOf(client), clientId: client.id, username, holder: verdict.holder, reason: 'ROOST_ERR_CLIENT_ID_TAKEN' }, 'connection refused');
+      next(refusal(new AuthError('ROOST_ERR_CLIENT_ID_TAKEN')));
+    }, (err: Error) => next({ refuse: 3, reason: err.message }));
+  };
+
+  const accepted: AuthHooks['accepted'] = (client) => {
+    if (config.ROOST_CLIENT_ID_TAKEOVER === 'any' || !sessions.has(client)) return;
+    holders.accepted(client.id, usernameOf(client), client.clean, storedOwner.get(client));
   };
 
   const mayPublish: AuthHooks['mayPublish'] = (client, message) => {
@@ -261,6 +305,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
         else if (!clientIdAllowed(device.clientIdPattern, session.client.id, device.username)) revoke(session, 'client id no longer allowed');
         else {
           session.roleIds = device.roleIds;
+          session.superuser = device.superuser;
           session.subject = compileSubject({ username: device.username, clientId: session.client.id, superuser: device.superuser, rules: device.rules });
         }
       }
@@ -303,6 +348,8 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
 
   return {
     connect,
+    takeover,
+    accepted,
     subscribe,
     mayPublish,
     ownerMayPublish,

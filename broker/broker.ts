@@ -12,13 +12,14 @@
  *   A dropped PUBLISH is acknowledged by its QoS and goes no further.
  * A non-retained QoS 0 PUBLISH takes the same steps through aedes/publish-fast-lane.ts, past Aedes's queues.
  * A CONNECT passes the connect steps (bans, then auth: a banned client's password is never checked;
- * then its will, which must be a publish this client may make: MQTT-3.1.2-9's will is refused at
- * CONNECT rather than published past the ACL later);
+ * then takeover: a client id another username holds, online or in a stored session, is refused
+ * (client-id-holders.ts); then its will, which must be a publish this client may make: MQTT-3.1.2-9's
+ * will is refused at CONNECT rather than published past the ACL later);
  * a SUBSCRIBE filter the subscribe steps (limits, acl, then counted towards the subscription limit).
  */
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from './metrics.js';
-import type { BrokerCore, ConnectStep, Connection, Message, SubscribeStep, WillOwner } from './core.js';
+import type { BrokerCore, ConnectStep, ConnectVerdict, Connection, Message, SubscribeStep, WillOwner } from './core.js';
 import { createBrokerCore } from './aedes/core.js';
 import { createLimits, type BrokerLimits, type LimitSettings } from './limits.js';
 
@@ -30,6 +31,13 @@ export interface BrokerAuth {
   mayPublish(conn: Connection, message: Message): boolean;
   /** A will with no connection of its own: may its owner, as its rules are now, write its topic? */
   ownerMayPublish(owner: WillOwner, message: Message): Promise<boolean>;
+  /**
+   * After `connect`: may this connection have its client id, which `holder` has on this node (or a
+   * stored session may hold)? CONNACK 2 otherwise (broker/client-id-holders.ts).
+   */
+  takeover: (conn: Connection, holder: Connection | undefined, next: (verdict?: ConnectVerdict) => void) => void;
+  /** A CONNECT was accepted (CONNACK 0 sent): its session is now this connection's username's. */
+  accepted(conn: Connection): void;
   /** Sync, per delivery: may this connection read this topic? */
   mayRead(conn: Connection, message: Message): boolean;
   deviceOf(conn: Connection): { id: string; username: string } | undefined;
@@ -95,6 +103,7 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
 
   steps.connect.add('bans', (conn, login, next) => (bans ? bans.connect(conn, login, next) : next()));
   steps.connect.add('auth', (conn, login, next) => (auth ? auth.connect(conn, login, next) : next()));
+  steps.connect.add('takeover', (conn, _login, next) => (auth ? auth.takeover(conn, core.connection(conn.id), next) : next()));
   steps.connect.add('will', (conn, { will }, next) => {
     if (!will) return next();
     const limit = limits?.checkPublish(conn.id, will);
@@ -156,6 +165,8 @@ export async function createRoostBroker(opts: RoostBrokerOptions): Promise<Roost
   }
 
   steps.deliver.add('acl', (conn, message) => !auth || auth.mayRead(conn, message));
+
+  core.on('connected', (conn) => auth?.accepted(conn));
 
   metrics.probes.connections = () => core.connectionCount;
   core.on('published', (message, conn) => {

@@ -171,6 +171,7 @@ export const SETTINGS = {
   ROOST_AUTH_FAILURES_BEFORE_DELAY: [nonNegativeInt, 3, 'Failed logins (per username+IP or per IP) before answers are delayed'],
   ROOST_AUTH_FAILURES_BEFORE_BLOCK: [positiveInt, 10, 'Failed logins of one username from one IP before that pair is refused for the cooling-off period (an IP alone is only ever delayed: past 5 × ROOST_AUTH_FAILURES_BEFORE_DELAY failures its checks go one per delay, up to 2 s apart)'],
   ROOST_AUTH_COOLDOWN_MS: [positiveInt, 60_000, 'Cooling-off period after too many failed logins'],
+  ROOST_AUTH_PENDING_PER_IP: [nonNegativeInt, 32, 'Logins of one IP address whose password is checked at once; the others wait their turn (up to ROOST_BCRYPT_QUEUE, then CONNACK 3), so one address cannot fill the password workers; 0: no bound'],
   // Message store
   ROOST_STORE_INCLUDE: [topicFilterList, '#', 'Comma-separated topic filters of publishes to store'],
   ROOST_STORE_EXCLUDE: [topicFilterList, '$SYS/#', 'Comma-separated topic filters of publishes not to store'],
@@ -197,7 +198,8 @@ export const SETTINGS = {
   ROOST_MAX_INFLIGHT: [positiveInt, 1000, 'Incoming QoS 2 publishes of one client awaiting PUBREL; one more disconnects it'],
   ROOST_MAX_SESSION_QUEUE: [positiveInt, 1000, 'QoS 1/2 messages queued for one persistent session (sent and unacknowledged, or waiting while offline); when full, new messages for that session are dropped and counted'],
   ROOST_MAX_CLIENT_BUFFER_BYTES: [positiveInt, 8_388_608, 'Bytes written to a client and not yet taken by its socket (it stopped reading): beyond this its QoS 0 messages are dropped and a QoS 1/2 delivery disconnects it'],
-  ROOST_FLAPPING_MAX: [nonNegativeInt, 0, 'Disconnections of one client id within ROOST_FLAPPING_WINDOW_S that ban it for ROOST_FLAPPING_BAN_S; 0 (the default, as in EMQX) turns flapping detection off, e.g. 15 turns it on'],
+  ROOST_CLIENT_ID_TAKEOVER: [z.enum(['own', 'any']), 'own', 'Who may connect with a client id another connection or stored session holds: "own" (its username, or a superuser; others get CONNACK 2) or "any" (plain MQTT: whoever connects takes it over)'],
+  ROOST_FLAPPING_MAX: [nonNegativeInt, 0, 'Disconnections of one client id under one username within ROOST_FLAPPING_WINDOW_S that ban it for ROOST_FLAPPING_BAN_S; 0 (the default, as in EMQX) turns flapping detection off, e.g. 15 turns it on'],
   ROOST_FLAPPING_WINDOW_S: [positiveInt, 60, 'Window of the flapping detection'],
   ROOST_FLAPPING_BAN_S: [positiveInt, 300, 'How long a flapping client id is banned'],
   // Webhooks

@@ -203,6 +203,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       { maxCount: config.ROOST_FLAPPING_MAX, windowMs: config.ROOST_FLAPPING_WINDOW_S * 1000, banMs: config.ROOST_FLAPPING_BAN_S * 1000 },
       roostBroker.limits!.reporter,
       log.child({ component: 'bans' }),
+      roostBroker.usernameOf,
     );
     cleanups.push(async () => stopFlapping());
     const connectionLimiter = new ConnectionLimiter(

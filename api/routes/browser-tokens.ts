@@ -21,6 +21,7 @@ const browserTokenSchema = {
   properties: {
     id: { type: 'string' },
     username: { type: 'string' },
+    client_id_prefix: { type: 'string', description: 'MQTT client ids of this token must start with it (else CONNACK 2, identifier rejected)' },
     role: { type: ['string', 'null'] },
     rules: { type: 'array', items: ruleSchema },
     created_by: { type: 'string' },
@@ -42,6 +43,7 @@ const browserTokenRoutes: FastifyPluginAsync = async (app) => {
   const view = (t: BrowserToken) => ({
     id: t.id,
     username: t.username,
+    client_id_prefix: t.clientIdPrefix,
     role: t.role,
     rules: t.rules.map((r) => ({ pattern: r.pattern, access: r.access, effect: r.effect })),
     created_by: t.createdBy,
@@ -70,7 +72,8 @@ const browserTokenRoutes: FastifyPluginAsync = async (app) => {
       tags: ['browser'],
       security: bearerSecurity,
       description:
-        'Mints a short-lived MQTT credential for a web page: connect with username = `username` and password = `token`. ' +
+        'Mints a short-lived MQTT credential for a web page: connect with username = `username`, password = `token` ' +
+        'and a client id that starts with `client_id_prefix` (another client id gets CONNACK 2). ' +
         'It reads what the role `role` may read, or the topic filters `filters` (exactly one of them), and never publishes.',
       body: {
         type: 'object',

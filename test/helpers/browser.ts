@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { clientIdPrefixOfUsername } from '../../auth/browser-tokens.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -77,11 +78,13 @@ export async function pageSubscribe(
   credentials: { username: string; password: string },
   filters: string[],
 ): Promise<number[]> {
+  // A browser token connects only under its client id prefix (auth/browser-tokens.ts); a device as it likes.
+  const clientId = `${clientIdPrefixOfUsername(credentials.username) ?? ''}page-${Math.random().toString(16).slice(2)}`;
   return page.evaluate(
-    async ({ url, credentials, filters }) => {
+    async ({ url, credentials, filters, clientId }) => {
       const w = window as any;
       w.__got = [];
-      const client = w.mqtt.connect(url, { ...credentials, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, clientId: `page-${Math.random().toString(16).slice(2)}` });
+      const client = w.mqtt.connect(url, { ...credentials, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, clientId });
       w.__client = client;
       await new Promise<void>((resolve, reject) => {
         client.once('connect', () => resolve());
@@ -98,7 +101,7 @@ export async function pageSubscribe(
         }),
       );
     },
-    { url, credentials, filters },
+    { url, credentials, filters, clientId },
   );
 }
 

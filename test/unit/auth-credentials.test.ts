@@ -57,6 +57,32 @@ describe('PasswordHasher', () => {
     // Four cost-10 compares take tens of milliseconds; a blocked loop would not tick at all.
     expect(ticks).toBeGreaterThan(2);
   });
+
+  it('answers an unknown username after about as long as a wrong password, without taking a place among the checks', async () => {
+    const hasher = new PasswordHasher({ cost: 10, concurrency: 2, queue: 10 });
+    const hash = await bcrypt.hash('pw', 10);
+    const timeOf = async (check: () => Promise<boolean>) => {
+      const started = performance.now();
+      expect(await check()).toBe(false);
+      return performance.now() - started;
+    };
+    await timeOf(() => hasher.verifyNothing('guess-0')); // the one calibrating compare
+    const wrong: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      wrong.push(await timeOf(() => hasher.verify(`wrong-${i}`, hash)));
+      unknown.push(await timeOf(() => hasher.verifyNothing(`guess-${i}`)));
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[2];
+    // Same order of time (a loaded machine makes single compares noisy: the medians are compared).
+    expect(median(unknown)).toBeGreaterThan(median(wrong) * 0.4);
+    expect(median(unknown)).toBeLessThan(median(wrong) * 2.5);
+    // 50 unknown names at once: not one of them waits among the checks, and no compare is run.
+    const flood = Array.from({ length: 50 }, (_, i) => hasher.verifyNothing(`flood-${i}`));
+    expect(hasher.activeCount + hasher.pendingCount).toBe(0);
+    await Promise.all(flood);
+    expect(hasher.unknownUserCompares).toBe(1);
+  });
 });
 
 describe('CredentialCache', () => {

@@ -13,6 +13,8 @@ declare global {
 
 interface BrowserToken {
   username: string;
+  /** The page's client id must start with it (Roost refuses another with CONNACK 2). */
+  client_id_prefix: string;
   token: string;
   expires_at: string;
   mqtt: { ws: string | null; wss: string | null };
@@ -38,11 +40,12 @@ function urlOf(t: BrowserToken): string {
 
 export async function openLive(filters: string[], onStatus: (s: LiveStatus, detail?: string) => void): Promise<LiveConnection> {
   let token = await mint(filters);
+  const suffix = `dashboard-${Math.random().toString(16).slice(2, 10)}`;
   const client = window.mqtt.connect(urlOf(token), {
     username: token.username,
     password: token.token,
     protocolVersion: 4,
-    clientId: `dashboard-${Math.random().toString(16).slice(2, 10)}`,
+    clientId: token.client_id_prefix + suffix,
     reconnectPeriod: 2000,
     connectTimeout: 10_000,
   });
@@ -54,6 +57,8 @@ export async function openLive(filters: string[], onStatus: (s: LiveStatus, deta
         token = await mint(filters);
         client.options.username = token.username;
         client.options.password = token.token;
+        // A new token has its own prefix: the next reconnect uses a client id under it.
+        client.options.clientId = token.client_id_prefix + suffix;
       } catch {
         // tried again at the next renewal; the open connection is unaffected
       }
