@@ -6,6 +6,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DEFAULT_PGLITE_SHARED_BUFFERS } from './db/index.js';
 
 export class ConfigError extends Error {
   readonly code = 'ROOST_ERR_CONFIG';
@@ -114,6 +115,18 @@ const addressRangeList = z.string().transform((value, ctx) => {
   }
   return entries;
 });
+/**
+ * PGlite's shared_buffers in PostgreSQL memory units ("16MB"): from 128kB, PostgreSQL's least, to
+ * 1GB, as PGlite's WebAssembly memory is at most 2 GB (32,768 pages; 3GB fails to start, 1GB runs).
+ */
+const KB_PER_UNIT = { kB: 1, MB: 1024, GB: 1024 * 1024 } as const;
+const pgliteSharedBuffers = z.string().superRefine((value, ctx) => {
+  const m = /^(\d+)(kB|MB|GB)$/.exec(value);
+  const kb = m ? Number(m[1]) * KB_PER_UNIT[m[2] as keyof typeof KB_PER_UNIT] : NaN;
+  if (!m) ctx.addIssue({ code: 'custom', message: 'must be a whole number of kB, MB or GB, e.g. 16MB' });
+  else if (kb < 128) ctx.addIssue({ code: 'custom', message: 'must be at least 128kB' });
+  else if (kb > 1024 * 1024) ctx.addIssue({ code: 'custom', message: "must be at most 1GB (the embedded database's memory is at most 2 GB)" });
+});
 const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -151,6 +164,7 @@ export const SETTINGS = {
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
   DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],
   ROOST_DB_POOL_SIZE: [positiveInt, 10, 'Connections to PostgreSQL'],
+  ROOST_PGLITE_SHARED_BUFFERS: [pgliteSharedBuffers, DEFAULT_PGLITE_SHARED_BUFFERS, "The embedded database's buffer pool (PostgreSQL's shared_buffers, 128kB to 1GB): 16MB keeps its memory about 30 MB resident; 128MB, PostgreSQL's own default, lets it grow to about 188 MB for up to about 10 % more throughput (docs/storage-and-sizing.md)"],
   REDIS_URL: [redisUrl.optional(), undefined, 'Redis URL; switches sessions to Redis and joins the cluster of nodes on it'],
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
   ROOST_HEARTBEAT_S: [positiveInt, 60, "Seconds between this node's heartbeats on the message bus: a node silent for 3 of them is taken for dead, and every 4 of them the wills of clients of dead or killed nodes (this one's before a restart included) are checked and published"],

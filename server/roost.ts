@@ -124,7 +124,12 @@ function startTls(config: Config, log: Logger): TlsCredentials {
 
 export async function openConfiguredDb(config: Config): Promise<Db> {
   try {
-    return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
+    return await openDb({
+      databaseUrl: config.DATABASE_URL,
+      dataDir: config.ROOST_DATA_DIR,
+      poolSize: config.ROOST_DB_POOL_SIZE,
+      pgliteSharedBuffers: config.ROOST_PGLITE_SHARED_BUFFERS,
+    });
   } catch (err) {
     if (err instanceof DataDirLockedError) throw new StartupError('ROOST_DATA_DIR', `${err.message}; one process at a time opens an embedded database`);
     if (err instanceof DataDirUnsafeError) throw new StartupError('ROOST_DATA_DIR', err.message);
