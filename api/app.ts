@@ -18,6 +18,7 @@ import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
 import { AuthChangeFeed } from './auth-changes.js';
+import { apiHttpsOptions, followCertificateReloads } from './https.js';
 import auditRoutes from './routes/audit.js';
 import banRoutes from './routes/bans.js';
 import browserTokenRoutes from './routes/browser-tokens.js';
@@ -51,6 +52,8 @@ export interface ApiContext {
   presence?: Presence;
   /** The TLS credentials of this process's listeners (POST /api/tls/reload), when TLS is on. */
   tls?: TlsCredentials;
+  /** When set, the API is served over HTTPS with these credentials and follows their reloads (ROOST_API_TLS). */
+  https?: TlsCredentials;
   /** The cluster's registry in Redis (nodes, clients on every node), when REDIS_URL is set. */
   cluster?: ClusterRegistry;
   metrics?: Metrics;
@@ -99,10 +102,12 @@ function clientCode(err: FastifyError, statusCode: number): string {
 
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(ctx.https ? { https: apiHttpsOptions(ctx.https) } : {}),
     loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger,
     trustProxy: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
+  if (ctx.https) followCertificateReloads(app, ctx.https);
   app.decorate('roost', ctx);
   app.decorate('authChanges', new AuthChangeFeed(ctx.db, ctx.log));
   app.addHook('onClose', async () => app.authChanges.close());

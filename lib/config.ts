@@ -161,6 +161,7 @@ export const SETTINGS = {
   ROOST_API_HISTORY_RATE_PER_MIN: [positiveInt, 120, 'Requests per minute one API token may make to each message-history route (/api/messages, /latest, /pull); more get 429'],
   ROOST_API_QUERY_TIMEOUT_MS: [nonNegativeInt, 10_000, 'Longest a message-history query may run (PostgreSQL statement_timeout) before the client gets 503 (0: no limit)'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
+  ROOST_API_TLS: [z.enum(['auto', 'on', 'off']), 'auto', 'HTTPS on the API port with the certificate of ROOST_TLS_CERT/KEY (reloaded with it): auto serves HTTPS when they are set and HTTP otherwise, on requires them, off keeps plain HTTP (e.g. behind a proxy that terminates TLS)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
   DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],
   ROOST_DB_POOL_SIZE: [positiveInt, 10, 'Connections to PostgreSQL'],
@@ -229,6 +230,8 @@ export type Config = { [K in SettingName]: z.output<Settings[K][0]> } & {
    * so a fresh `npm start` answers `mosquitto_sub -h localhost` and nothing beyond this machine.
    */
   loopbackOnly: boolean;
+  /** The API is served over HTTPS (ROOST_API_TLS, with ROOST_TLS_CERT/KEY). */
+  apiTls: boolean;
 };
 
 /** The settings whose being set at all ends the loopback-only mode. */
@@ -265,6 +268,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(c.ROOST_TLS_CERT ? 'ROOST_TLS_KEY' : 'ROOST_TLS_CERT', 'TLS needs both ROOST_TLS_CERT and ROOST_TLS_KEY');
   }
   if (c.ROOST_TLS_ONLY && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_TLS_ONLY', 'TLS-only mode needs ROOST_TLS_CERT and ROOST_TLS_KEY');
+  if (c.ROOST_API_TLS === 'on' && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_API_TLS', 'an HTTPS API needs ROOST_TLS_CERT and ROOST_TLS_KEY');
+  c.apiTls = c.ROOST_API_TLS !== 'off' && Boolean(c.ROOST_TLS_CERT);
   if (c.ROOST_TLS_EXTRA_PAIRS.length > 0 && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_TLS_EXTRA_PAIRS', 'extra pairs need ROOST_TLS_CERT and ROOST_TLS_KEY');
   // The message store must leave connections for sessions, counters and the API.
   if (c.DATABASE_URL && c.ROOST_STORE_CONNECTIONS >= c.ROOST_DB_POOL_SIZE) {
