@@ -93,15 +93,19 @@ describe('the roost command beside a running Roost whose API serves HTTPS', () =
     stops.push(async () => rmSync(certs.dir, { recursive: true, force: true }));
     const roost = await startRoostProcess({ ROOST_TLS_CERT: certs.cert, ROOST_TLS_KEY: certs.key, ROOST_MQTTS_PORT: '0', ROOST_WSS_PORT: 'off' }, 'pglite');
     stops.push(() => roost.destroy());
+    // /ready answers once the API listens; the lock records it (and its certificate) a moment later.
+    expect(await until(() => lockOf(roost).apiCertificates !== undefined, 30_000)).toBe(true);
     return { roost, certs };
   }
+  const lockFile = (roost: RoostProcess) => path.join(roost.dbOptions.dataDir, 'roost.lock');
+  const lockOf = (roost: RoostProcess) => JSON.parse(readFileSync(lockFile(roost), 'utf8')) as { api?: string; apiCertificates?: string[] };
   const roostCommand = (roost: RoostProcess, args: string[]) =>
     // The command is given no certificate setting: it learns the API and its certificate from the lock.
     spawnSync('node', [CLI, ...args], { env: { ...dbEnv(roost.dbOptions), ROOST_LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000 });
 
   it('sends its command over HTTPS to the running process, which applies it', async () => {
     const { roost, certs } = await roostProcessWithTls();
-    const lock = JSON.parse(readFileSync(path.join(roost.dbOptions.dataDir, 'roost.lock'), 'utf8'));
+    const lock = lockOf(roost);
     expect(lock.api).toBe(`https://127.0.0.1:${roost.apiPort}`);
     expect(lock.apiCertificates).toEqual([fingerprintOf(certs.cert)]);
 
@@ -110,22 +114,33 @@ describe('the roost command beside a running Roost whose API serves HTTPS', () =
     expect(added.status).toBe(0);
     expect(added.stdout).toContain('device over-https added');
     expect(roostCommand(roost, ['device', 'list']).stdout).toMatch(/^over-https\tenabled/m);
-  }, 180_000);
+
+    // A renewed certificate (reloaded on SIGHUP) is recorded in its turn, and trusted.
+    const renewed = makeDevCerts();
+    stops.push(async () => rmSync(renewed.dir, { recursive: true, force: true }));
+    copyFileSync(renewed.key, certs.key);
+    copyFileSync(renewed.cert, certs.cert);
+    roost.child.kill('SIGHUP');
+    expect(await until(() => lockOf(roost).apiCertificates?.[0] === fingerprintOf(renewed.cert), 30_000)).toBe(true);
+    expect(await presentedFingerprint(roost.apiPort)).toBe(fingerprintOf(renewed.cert));
+    const disabled = roostCommand(roost, ['device', 'disable', 'over-https']);
+    expect(disabled.stderr).toBe('');
+    expect(disabled.stdout).toContain('device over-https disabled');
+  }, 240_000);
 
   it('refuses with one line, sending nothing, when the API presents a certificate the lock does not record', async () => {
     const { roost, certs } = await roostProcessWithTls();
-    const lockFile = path.join(roost.dbOptions.dataDir, 'roost.lock');
-    const lock = JSON.parse(readFileSync(lockFile, 'utf8'));
+    const lock = lockOf(roost);
     const other = makeDevCerts();
     stops.push(async () => rmSync(other.dir, { recursive: true, force: true }));
-    writeFileSync(lockFile, JSON.stringify({ ...lock, apiCertificates: [fingerprintOf(other.cert)] }), { mode: 0o600 });
+    writeFileSync(lockFile(roost), JSON.stringify({ ...lock, apiCertificates: [fingerprintOf(other.cert)] }), { mode: 0o600 });
 
     const res = roostCommand(roost, ['device', 'add', 'never-sent', '--password', 'never-sent-pw']);
     expect(res.status).toBe(2);
     expect(res.stderr.trim().split('\n')).toEqual([
       `roost: ${roost.dbOptions.dataDir} is in use by process ${roost.child.pid}, but the API presented a certificate the running Roost did not record (SHA-256 ${fingerprintOf(certs.cert)}) at ${lock.api}; the command was not sent`,
     ]);
-    writeFileSync(lockFile, JSON.stringify(lock), { mode: 0o600 });
+    writeFileSync(lockFile(roost), JSON.stringify(lock), { mode: 0o600 });
     expect(roostCommand(roost, ['device', 'list']).stdout).not.toContain('never-sent');
   }, 180_000);
 });
