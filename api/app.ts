@@ -18,6 +18,7 @@ import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../broker/metrics.js';
 import type { Presence } from '../broker/presence.js';
 import { AuthChangeFeed } from './auth-changes.js';
+import { apiHttpsOptions, followCertificateReloads } from './https.js';
 import auditRoutes from './routes/audit.js';
 import banRoutes from './routes/bans.js';
 import browserTokenRoutes from './routes/browser-tokens.js';
@@ -51,6 +52,8 @@ export interface ApiContext {
   presence?: Presence;
   /** The TLS credentials of this process's listeners (POST /api/tls/reload), when TLS is on. */
   tls?: TlsCredentials;
+  /** When set, the API is served over HTTPS with these credentials and follows their reloads (ROOST_API_TLS). */
+  https?: TlsCredentials;
   /** The cluster's registry in Redis (nodes, clients on every node), when REDIS_URL is set. */
   cluster?: ClusterRegistry;
   metrics?: Metrics;
@@ -99,11 +102,13 @@ function clientCode(err: FastifyError, statusCode: number): string {
 
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(ctx.https ? { https: apiHttpsOptions(ctx.https) } : {}),
     loggerInstance: ctx.log.child({ component: 'api' }) as FastifyBaseLogger,
     // X-Forwarded-For is believed only from ROOST_TRUSTED_PROXIES (request.ip is the client's then).
     trustProxy: ctx.config.ROOST_TRUSTED_PROXIES.length > 0 ? [...ctx.config.ROOST_TRUSTED_PROXIES] : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
+  if (ctx.https) followCertificateReloads(app, ctx.https);
   app.decorate('roost', ctx);
   app.decorate('authChanges', new AuthChangeFeed(ctx.db, ctx.log));
   app.addHook('onClose', async () => app.authChanges.close());

@@ -29,6 +29,8 @@ function showFirstAdminToken(config: Config, token: string): void {
 /** An address every client on this machine can use in a URL. */
 const shownHost = (address: string) => (address === '0.0.0.0' || address === '::' ? 'localhost' : address);
 
+const apiScheme = (config: Config) => (config.apiTls ? 'https' : 'http');
+
 const LOOPBACK_ONLY_LINE =
   'Loopback-only mode (no address configured): reachable from this machine only, where anonymous clients may read and write every topic but $SYS. ' +
   'To serve other machines, set ROOST_HOST and ROOST_API_HOST (e.g. 0.0.0.0) and add devices: anonymous clients are then refused unless ROOST_ALLOW_ANONYMOUS=true.';
@@ -43,7 +45,7 @@ async function start(config: Config): Promise<void> {
     ports.mqtts !== undefined && `mqtts://${host}:${ports.mqtts}`,
     ports.ws !== undefined && `ws://${host}:${ports.ws}${config.ROOST_WS_PATH}`,
     ports.wss !== undefined && `wss://${host}:${ports.wss}${config.ROOST_WS_PATH}`,
-    ports.api !== undefined && `http://${shownHost(config.ROOST_API_HOST)}:${ports.api} (API)`,
+    ports.api !== undefined && `${apiScheme(config)}://${shownHost(config.ROOST_API_HOST)}:${ports.api} (API)`,
   ].filter(Boolean);
   log.info({ ports, database: roost.db.kind, loopbackOnly: config.loopbackOnly }, 'roost started');
   out(`Roost is listening on ${endpoints.join(', ')} (database: ${roost.db.kind === 'pglite' ? `embedded in ${config.ROOST_DATA_DIR}` : 'PostgreSQL'})`);
@@ -82,7 +84,7 @@ async function main(argv: string[]): Promise<void> {
       return start(config);
     case 'api': {
       const apiOnly = await startApiOnly(config);
-      out(`Roost API (no broker) is listening on http://${shownHost(config.ROOST_API_HOST)}:${apiOnly.port}`);
+      out(`Roost API (no broker) is listening on ${apiScheme(config)}://${shownHost(config.ROOST_API_HOST)}:${apiOnly.port}`);
       const stop = () => apiOnly.close().then(() => process.exit(0), () => process.exit(1));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

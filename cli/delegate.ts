@@ -6,6 +6,7 @@
 import { readLocalToken } from '../api/local-access.js';
 import type { LockHolder } from '../lib/db/data-dir-lock.js';
 import { filesNamedIn } from './commands.js';
+import { postLocalApi, UnpinnedCertificateError, type LocalApiResponse } from './local-api.js';
 
 /** The folder is held by a process that cannot take the command: the one line the user sees. */
 export class HolderUnreachableError extends Error {
@@ -31,20 +32,26 @@ export async function runInHolder(dataDir: string, holder: LockHolder, args: str
   if (!holder.api || !token) {
     throw new HolderUnreachableError(`${held}, which takes no commands (its API is off, or it is still starting); stop it, or retry`);
   }
-  let res: Response;
+  let res: LocalApiResponse;
   try {
-    res = await fetch(`${holder.api}/api/commands`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ args, files: filesNamedIn(args) }),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
+    res = await postLocalApi(
+      `${holder.api}/api/commands`,
+      { authorization: `Bearer ${token}` },
+      { args, files: filesNamedIn(args) },
+      { pins: holder.apiCertificates, timeoutMs: TIMEOUT_MS },
+    );
   } catch (err) {
-    const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    if (err instanceof UnpinnedCertificateError) throw new HolderUnreachableError(`${held}, but ${err.message} at ${holder.api}; the command was not sent`);
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
     throw new HolderUnreachableError(`${held}, which does not answer at ${holder.api} (${reason})`);
   }
-  const body = (await res.json().catch(() => ({}))) as { output?: string[]; code?: string; message?: string };
+  let body: { output?: string[]; code?: string; message?: string } = {};
+  try {
+    body = JSON.parse(res.body) as typeof body;
+  } catch {
+    // not Roost's JSON: the status says enough
+  }
   if (res.status === 400) throw new CommandRefusedError(body.code ?? 'ROOST_ERR_USAGE', body.message ?? 'refused');
-  if (!res.ok) throw new HolderUnreachableError(`${held}, which answered ${res.status} (${body.message ?? 'no reason given'})`);
+  if (res.status < 200 || res.status >= 300) throw new HolderUnreachableError(`${held}, which answered ${res.status} (${body.message ?? 'no reason given'})`);
   for (const line of body.output ?? []) out(line);
 }

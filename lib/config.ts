@@ -6,6 +6,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DEFAULT_PGLITE_SHARED_BUFFERS } from './db/index.js';
 
 export class ConfigError extends Error {
   readonly code = 'ROOST_ERR_CONFIG';
@@ -114,6 +115,18 @@ const addressRangeList = z.string().transform((value, ctx) => {
   }
   return entries;
 });
+/**
+ * PGlite's shared_buffers in PostgreSQL memory units ("16MB"): from 128kB, PostgreSQL's least, to
+ * 1GB, as PGlite's WebAssembly memory is at most 2 GB (32,768 pages; 3GB fails to start, 1GB runs).
+ */
+const KB_PER_UNIT = { kB: 1, MB: 1024, GB: 1024 * 1024 } as const;
+const pgliteSharedBuffers = z.string().superRefine((value, ctx) => {
+  const m = /^(\d+)(kB|MB|GB)$/.exec(value);
+  const kb = m ? Number(m[1]) * KB_PER_UNIT[m[2] as keyof typeof KB_PER_UNIT] : NaN;
+  if (!m) ctx.addIssue({ code: 'custom', message: 'must be a whole number of kB, MB or GB, e.g. 16MB' });
+  else if (kb < 128) ctx.addIssue({ code: 'custom', message: 'must be at least 128kB' });
+  else if (kb > 1024 * 1024) ctx.addIssue({ code: 'custom', message: "must be at most 1GB (the embedded database's memory is at most 2 GB)" });
+});
 const topicFilterList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -149,9 +162,11 @@ export const SETTINGS = {
   ROOST_API_HISTORY_RATE_PER_MIN: [positiveInt, 120, 'Requests per minute one API token may make to each message-history route (/api/messages, /latest, /pull); more get 429'],
   ROOST_API_QUERY_TIMEOUT_MS: [nonNegativeInt, 10_000, 'Longest a message-history query may run (PostgreSQL statement_timeout) before the client gets 503 (0: no limit)'],
   ROOST_API_PORT: [listenerPort, 3000, 'HTTP API port ("off" runs the broker without the API)'],
+  ROOST_API_TLS: [z.enum(['auto', 'on', 'off']), 'auto', 'HTTPS on the API port with the certificate of ROOST_TLS_CERT/KEY (reloaded with it): auto serves HTTPS when they are set and HTTP otherwise, on requires them, off keeps plain HTTP (e.g. behind a proxy that terminates TLS)'],
   ROOST_DATA_DIR: [z.string().min(1), './data', 'Folder of the embedded PostgreSQL (used when DATABASE_URL is not set)'],
   DATABASE_URL: [postgresUrl.optional(), undefined, 'PostgreSQL URL; when unset Roost uses the embedded database in ROOST_DATA_DIR'],
   ROOST_DB_POOL_SIZE: [positiveInt, 10, 'Connections to PostgreSQL'],
+  ROOST_PGLITE_SHARED_BUFFERS: [pgliteSharedBuffers, DEFAULT_PGLITE_SHARED_BUFFERS, "The embedded database's buffer pool (PostgreSQL's shared_buffers, 128kB to 1GB): 16MB keeps its memory about 30 MB resident; 128MB, PostgreSQL's own default, lets it grow to about 188 MB for up to about 10 % more throughput (docs/storage-and-sizing.md)"],
   REDIS_URL: [redisUrl.optional(), undefined, 'Redis URL; switches sessions to Redis and joins the cluster of nodes on it'],
   ROOST_NODE_ID: [z.string().min(1).optional(), undefined, 'Stable node id in a cluster (default: generated)'],
   ROOST_HEARTBEAT_S: [positiveInt, 60, "Seconds between this node's heartbeats on the message bus: a node silent for 3 of them is taken for dead, and every 4 of them the wills of clients of dead or killed nodes (this one's before a restart included) are checked and published"],
@@ -218,6 +233,8 @@ export type Config = { [K in SettingName]: z.output<Settings[K][0]> } & {
    * so a fresh `npm start` answers `mosquitto_sub -h localhost` and nothing beyond this machine.
    */
   loopbackOnly: boolean;
+  /** The API is served over HTTPS (ROOST_API_TLS, with ROOST_TLS_CERT/KEY). */
+  apiTls: boolean;
 };
 
 /** The settings whose being set at all ends the loopback-only mode. */
@@ -254,6 +271,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(c.ROOST_TLS_CERT ? 'ROOST_TLS_KEY' : 'ROOST_TLS_CERT', 'TLS needs both ROOST_TLS_CERT and ROOST_TLS_KEY');
   }
   if (c.ROOST_TLS_ONLY && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_TLS_ONLY', 'TLS-only mode needs ROOST_TLS_CERT and ROOST_TLS_KEY');
+  if (c.ROOST_API_TLS === 'on' && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_API_TLS', 'an HTTPS API needs ROOST_TLS_CERT and ROOST_TLS_KEY');
+  c.apiTls = c.ROOST_API_TLS !== 'off' && Boolean(c.ROOST_TLS_CERT);
   if (c.ROOST_TLS_EXTRA_PAIRS.length > 0 && !c.ROOST_TLS_CERT) throw new ConfigError('ROOST_TLS_EXTRA_PAIRS', 'extra pairs need ROOST_TLS_CERT and ROOST_TLS_KEY');
   // The message store must leave connections for sessions, counters and the API.
   if (c.DATABASE_URL && c.ROOST_STORE_CONNECTIONS >= c.ROOST_DB_POOL_SIZE) {

@@ -78,28 +78,35 @@ function publishAs(
 /** The API as its own process (`roost api`): same database, no broker; changes reach brokers by NOTIFY. */
 export async function startApiOnly(config: Config, opts: { log?: Logger } = {}): Promise<{ api: FastifyInstance; db: Db; port: number; close(): Promise<void> }> {
   const log = opts.log ?? createLogger(config.ROOST_LOG_LEVEL, config.ROOST_LOG_FORMAT);
-  const db = await openConfiguredDb(config);
+  // No listeners here: the certificate is the API's alone, reloaded as the listeners' would be.
+  const https = config.apiTls ? startTls(config, log) : undefined;
+  const db = await openConfiguredDb(config).catch((err: unknown) => {
+    https?.close();
+    throw err;
+  });
   try {
     await migrate(db);
     const { PasswordHasher } = await import('../auth/credentials.js');
     const hasher = new PasswordHasher({ cost: config.ROOST_BCRYPT_COST, concurrency: config.ROOST_BCRYPT_CONCURRENCY, queue: config.ROOST_BCRYPT_QUEUE });
     const cluster = config.REDIS_URL ? openClusterRegistry(config.REDIS_URL, db) : undefined;
-    const api = await buildApi({ db, config, hasher, log, cluster: cluster?.registry });
+    const api = await buildApi({ db, config, hasher, log, cluster: cluster?.registry, https });
     await api.listen({ port: config.ROOST_API_PORT === 'off' ? 3000 : config.ROOST_API_PORT, host: config.ROOST_API_HOST });
     const port = (api.server.address() as { port: number }).port;
-    const closeLocalAccess = db.kind === 'pglite' ? await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, port)) : undefined;
+    const closeLocalAccess = db.kind === 'pglite' ? await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, port, config.apiTls), https) : undefined;
     return {
       api,
       db,
       port,
       async close() {
         await api.close();
+        https?.close();
         await closeLocalAccess?.();
         await cluster?.close();
         await db.close();
       },
     };
   } catch (err) {
+    https?.close();
     await db.close().catch(() => {});
     throw err;
   }
@@ -124,7 +131,12 @@ function startTls(config: Config, log: Logger): TlsCredentials {
 
 export async function openConfiguredDb(config: Config): Promise<Db> {
   try {
-    return await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.ROOST_DATA_DIR, poolSize: config.ROOST_DB_POOL_SIZE });
+    return await openDb({
+      databaseUrl: config.DATABASE_URL,
+      dataDir: config.ROOST_DATA_DIR,
+      poolSize: config.ROOST_DB_POOL_SIZE,
+      pgliteSharedBuffers: config.ROOST_PGLITE_SHARED_BUFFERS,
+    });
   } catch (err) {
     if (err instanceof DataDirLockedError) throw new StartupError('ROOST_DATA_DIR', `${err.message}; one process at a time opens an embedded database`);
     if (err instanceof DataDirUnsafeError) throw new StartupError('ROOST_DATA_DIR', err.message);
@@ -269,6 +281,7 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
         broker,
         presence,
         tls,
+        https: config.apiTls ? tls : undefined,
         cluster: clusterNode?.registry,
         metrics,
         log,
@@ -278,7 +291,9 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       await api.listen({ port: config.ROOST_API_PORT, host: config.ROOST_API_HOST });
       ports.api = (api.server.address() as { port: number }).port;
       // The roost command on this machine sends its commands here while this process holds the folder.
-      if (db.kind === 'pglite') cleanups.push(await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, ports.api)));
+      if (db.kind === 'pglite') {
+        cleanups.push(await openLocalAccess(db, config.ROOST_DATA_DIR, localApiUrl(config.ROOST_API_HOST, ports.api, config.apiTls), config.apiTls ? tls : undefined));
+      }
     }
 
     let closing: Promise<void> | undefined;

@@ -14,6 +14,8 @@ export interface LockHolder {
   startTime?: string;
   /** The holder's API base URL, reachable from this machine (e.g. http://127.0.0.1:3000). */
   api?: string;
+  /** With an https: API, the SHA-256 fingerprints of the certificates it serves: the CLI trusts no other. */
+  apiCertificates?: string[];
 }
 
 export class DataDirLockedError extends Error {
@@ -112,8 +114,8 @@ function removeStale(lockPath: string, stale: LockHolder): void {
 }
 
 export interface DataDirLock {
-  /** Records where this process's API answers, for the `roost` command (cli/delegate.ts). */
-  recordApi(url: string): void;
+  /** Records where this process's API answers (and, over HTTPS, its certificates), for the `roost` command (cli/delegate.ts). */
+  recordApi(url: string, certificates?: string[]): void;
   release(): void;
 }
 
@@ -129,12 +131,12 @@ export function lockDataDir(dataDir: string): DataDirLock {
   }
   const ours = () => readHolder(lockPath)?.pid === process.pid && heldHere.get(lockPath) === lock;
   const lock: DataDirLock = {
-    recordApi(url) {
+    recordApi(url, certificates) {
       if (!ours()) return;
       const temp = `${lockPath}.${process.pid}`;
       const fd = openSync(temp, 'w', 0o600);
       try {
-        writeSync(fd, JSON.stringify({ ...mine, api: url }));
+        writeSync(fd, JSON.stringify({ ...mine, api: url, ...(certificates ? { apiCertificates: certificates } : {}) }));
       } finally {
         closeSync(fd);
       }
@@ -149,7 +151,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
   return lock;
 }
 
-/** Records the API address in the lock this process holds on `dataDir` (none held: nothing to do). */
-export function recordApiAddress(dataDir: string, url: string): void {
-  heldHere.get(lockPathOf(dataDir))?.recordApi(url);
+/** Records the API address (and certificates) in the lock this process holds on `dataDir` (none held: nothing to do). */
+export function recordApiAddress(dataDir: string, url: string, certificates?: string[]): void {
+  heldHere.get(lockPathOf(dataDir))?.recordApi(url, certificates);
 }

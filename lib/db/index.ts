@@ -52,7 +52,15 @@ export interface DbOptions {
   dataDir: string;
   /** Pool size for the pg backend. */
   poolSize?: number;
+  /** PGlite's shared_buffers, in PostgreSQL memory units (ROOST_PGLITE_SHARED_BUFFERS). */
+  pgliteSharedBuffers?: string;
 }
+
+/**
+ * PGlite's shared_buffers unless configured: the small-box value (lib/db/pglite-open.ts says what
+ * it costs). A plain constant here, so that lib/config.ts can name it without loading PGlite.
+ */
+export const DEFAULT_PGLITE_SHARED_BUFFERS = '16MB';
 
 export async function openDb(options: DbOptions): Promise<Db> {
   if (options.databaseUrl) {
@@ -60,5 +68,5 @@ export async function openDb(options: DbOptions): Promise<Db> {
     return openPostgres(options.databaseUrl, options.poolSize ?? 10);
   }
   const { openPglite } = await import('./pglite.js');
-  return openPglite(options.dataDir);
+  return openPglite(options.dataDir, options.pgliteSharedBuffers ?? DEFAULT_PGLITE_SHARED_BUFFERS);
 }

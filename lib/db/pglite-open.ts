@@ -54,22 +54,30 @@ class OwnerOnlyDurableFS extends NodeFS {
  * A store batch is one COPY, one commit: one flush per batch, as PostgreSQL's group commit.
  */
 const defaultStartParams = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
+const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c', 'wal_sync_method=fsync'];
+
 /**
- * shared_buffers: initdb gives 128 MB, and PGlite's WebAssembly memory then grows to 188 MB, most
- * of it resident once the pool has been read through. Pages evicted from a smaller pool are still in
- * the operating system's page cache (the folder is read through NODEFS), as for a PostgreSQL server
- * with small shared_buffers; the store writes append to the ends of its table and indexes.
- * 16 MB keeps the memory at its 128 MB minimum, about 30 MB resident (bench/footprint.ts).
+ * shared_buffers (ROOST_PGLITE_SHARED_BUFFERS, default 16MB): initdb gives 128 MB, and PGlite's
+ * WebAssembly memory then grows to 188 MB, most of it resident once the pool has been read through.
+ * Pages evicted from a smaller pool are still in the operating system's page cache (the folder is
+ * read through NODEFS), as for a PostgreSQL server with small shared_buffers; the store writes
+ * append to the ends of its table and indexes. 16 MB keeps the memory at its 128 MB minimum, about
+ * 30 MB resident (bench/footprint.ts).
  * The cost, `node dist/bench/run.js --targets roost-pglite --scenarios qos0[,qos1] --duration 5`, four
  * QoS 0 and two QoS 1 runs each on a shared two-core machine: QoS 0 45,463–66,217 delivered msg/s
  * at 16 MB, 61,170–72,996 at 128 MB; QoS 1 23,042–24,294 against 24,707–26,281 acked msg/s.
  */
-const SHARED_BUFFERS = '16MB';
-const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c', 'wal_sync_method=fsync', '-c', `shared_buffers=${SHARED_BUFFERS}`];
+export interface PgliteSettings {
+  /** The data folder, or 'memory://…' to keep the database in memory. */
+  dataDir: string;
+  /** shared_buffers in PostgreSQL memory units, e.g. '16MB' (checked by lib/config.ts). */
+  sharedBuffers: string;
+}
 
 /** PGlite on `dataDir` ('memory://' keeps it in memory); the folder was made and checked by the opener (data-dir.ts). */
-export function createPglite(dataDir: string): Promise<PGlite> {
+export function createPglite({ dataDir, sharedBuffers }: PgliteSettings): Promise<PGlite> {
+  const bufferPool = ['-c', `shared_buffers=${sharedBuffers}`];
   return dataDir.startsWith('memory://')
-    ? PGlite.create(dataDir, { parsers, startParams: [...defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`] })
-    : PGlite.create({ fs: new OwnerOnlyDurableFS(dataDir), parsers, startParams: durableStartParams });
+    ? PGlite.create(dataDir, { parsers, startParams: [...defaultStartParams, ...bufferPool] })
+    : PGlite.create({ fs: new OwnerOnlyDurableFS(dataDir), parsers, startParams: [...durableStartParams, ...bufferPool] });
 }

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Transaction } from '@electric-sql/pglite';
 import { PGLITE_THREAD_NAME } from './pglite.js';
-import { createPglite } from './pglite-open.js';
+import { createPglite, type PgliteSettings } from './pglite-open.js';
 
 export type Request =
   | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
@@ -32,7 +32,7 @@ try {
 }
 
 const port = parentPort!;
-const db = await createPglite((workerData as { dataDir: string }).dataDir);
+const db = await createPglite(workerData as PgliteSettings);
 
 interface OpenTx {
   tx: Transaction;

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { copyStatement, encodeCopyBinary } from './copy-binary.js';
 import type { Db, NotifyHandler, Queryable, QueryResult } from './index.js';
+import type { PgliteSettings } from './pglite-open.js';
 import type { Reply, Request } from './pglite-worker.js';
 import { prepareDataDir } from './data-dir.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
@@ -52,18 +53,19 @@ function toBuffers(rows: unknown[]): void {
 }
 
 /**
- * Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests). The folder is
- * this process's until close(): another process opening it gets DataDirLockedError.
+ * Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests), with
+ * `sharedBuffers` of buffer pool (e.g. '16MB'). The folder is this process's until close():
+ * another process opening it gets DataDirLockedError.
  */
-export async function openPglite(dataDir: string): Promise<Db> {
+export async function openPglite(dataDir: string, sharedBuffers: string): Promise<Db> {
   let lock: DataDirLock | undefined;
   if (!dataDir.startsWith('memory://')) {
     prepareDataDir(dataDir);
     lock = lockDataDir(dataDir);
   }
   try {
-    if (lock && !existsSync(path.join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir);
-    return await startWorker(dataDir, () => lock?.release());
+    if (lock && !existsSync(path.join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir, sharedBuffers);
+    return await startWorker({ dataDir, sharedBuffers }, () => lock?.release());
   } catch (err) {
     lock?.release();
     throw err;
@@ -74,17 +76,17 @@ export async function openPglite(dataDir: string): Promise<Db> {
  * The first open of an empty folder runs initdb in a process of its own (pglite-init.ts says why),
  * before the database thread opens the folder.
  */
-async function initialiseDataDir(dataDir: string): Promise<void> {
+async function initialiseDataDir(dataDir: string, sharedBuffers: string): Promise<void> {
   try {
-    await run(process.execPath, [fileURLToPath(compiled('pglite-init.js')), dataDir], { maxBuffer: 1024 * 1024 });
+    await run(process.execPath, [fileURLToPath(compiled('pglite-init.js')), dataDir, sharedBuffers], { maxBuffer: 1024 * 1024 });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').pop();
     throw new Error(`initdb failed${stderr ? `: ${stderr}` : ''}`);
   }
 }
 
-async function startWorker(dataDir: string, onClosed: () => void): Promise<Db> {
-  const worker = new Worker(compiled('pglite-worker.js'), { workerData: { dataDir }, resourceLimits: WORKER_LIMITS });
+async function startWorker(settings: PgliteSettings, onClosed: () => void): Promise<Db> {
+  const worker = new Worker(compiled('pglite-worker.js'), { workerData: settings, resourceLimits: WORKER_LIMITS });
   const pending = new Map<number, Pending>();
   const listeners = new Map<string, Set<NotifyHandler>>();
   let nextId = 1;

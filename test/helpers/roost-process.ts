@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createPostgresDatabase, type BackendName } from './db.js';
+import { httpsRequest } from './https.js';
 import { freePort } from './services.js';
 
 const CLI = path.resolve('dist/cli/cli.js');
@@ -18,6 +19,8 @@ export interface RoostProcess {
   child: ChildProcess;
   mqttPort: number;
   apiPort: number;
+  /** The API's base URL: https:// when `env` gave it a certificate (ROOST_API_TLS not off). */
+  apiUrl: string;
   /** Where its data is, for openDb once it has stopped (PGlite admits one process at a time). */
   dbOptions: { databaseUrl?: string; dataDir: string };
   /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
@@ -84,8 +87,12 @@ async function launchRoostProcess(dbOptions: RoostProcess['dbOptions'], env: Rec
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
+  const apiTls = Boolean(env.ROOST_TLS_CERT) && env.ROOST_API_TLS !== 'off';
+  const apiUrl = `${apiTls ? 'https' : 'http'}://127.0.0.1:${apiPort}`;
+  // Readiness only: a test that cares which certificate the API serves checks it itself.
+  const ready = () => (apiTls ? httpsRequest(`${apiUrl}/ready`) : fetch(`${apiUrl}/ready`)).then((r) => r.status === 200, () => false);
   const started = Date.now();
-  while (!(await fetch(`http://127.0.0.1:${apiPort}/ready`).then((r) => r.ok, () => false))) {
+  while (!(await ready())) {
     if (child.exitCode !== null || Date.now() - started > 30_000) {
       child.kill('SIGKILL');
       await drop();
@@ -97,6 +104,7 @@ async function launchRoostProcess(dbOptions: RoostProcess['dbOptions'], env: Rec
     child,
     mqttPort,
     apiPort,
+    apiUrl,
     dbOptions,
     exited,
     output: () => out,

@@ -10,6 +10,7 @@ import { startRoost, type Roost } from '../../server/roost.js';
 import { createDevice } from '../../auth/admin.js';
 import { createApiToken } from '../../api/tokens.js';
 import { openTestDb, type BackendName } from './db.js';
+import { httpsRequest } from './https.js';
 
 export interface DevCerts {
   dir: string;
@@ -35,9 +36,16 @@ export interface TestRoost {
   backend: BackendName;
   env: Record<string, string>;
   certs?: DevCerts;
+  /** The API's base URL: https:// when it serves TLS (then trust certs.ca). */
+  apiUrl: string;
   stop(): Promise<void>;
 }
 
+/**
+ * With `tls`, the MQTT listeners serve TLS and the API stays on plain HTTP (ROOST_API_TLS=off) unless
+ * `env` sets ROOST_API_TLS: those tests are about the listeners (test/integration/api-tls.test.ts is
+ * about the HTTPS API), and browsers in them load the dashboard over http.
+ */
 export async function startTestRoost(
   backend: BackendName,
   opts: { tls?: boolean; env?: Record<string, string>; databaseUrl?: string; dataDir?: string } = {},
@@ -69,7 +77,7 @@ export async function startTestRoost(
     ROOST_LOG_LEVEL: process.env.ROOST_TEST_LOG_LEVEL ?? 'silent',
     ROOST_BCRYPT_COST: '4',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { ROOST_DATA_DIR: dataDir! }),
-    ...(certs ? { ROOST_TLS_CERT: certs.cert, ROOST_TLS_KEY: certs.key } : {}),
+    ...(certs ? { ROOST_TLS_CERT: certs.cert, ROOST_TLS_KEY: certs.key, ROOST_API_TLS: 'off' } : {}),
     ...opts.env,
   };
   const config = loadConfig(env);
@@ -86,6 +94,7 @@ export async function startTestRoost(
     backend,
     env,
     certs,
+    apiUrl: `${config.apiTls ? 'https' : 'http'}://127.0.0.1:${roost.ports.api}`,
     async stop() {
       await roost.close();
       await cleanupDb();
@@ -105,19 +114,21 @@ export function brokerUrl(t: TestRoost, transport: Transport): string {
 /** Connects an MQTT.js client (MQTT 3.1.1, no auto-reconnect) and waits for CONNACK. */
 /** An API request with the test's admin token (or `token`), JSON in and out. */
 export async function api(t: TestRoost, method: string, url: string, body?: unknown, token: string | null = t.apiToken) {
-  const res = await fetch(`http://127.0.0.1:${t.roost.ports.api}${url}`, {
+  const request = {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
+  };
+  const { status, text, headers } = t.apiUrl.startsWith('https:')
+    ? await httpsRequest(`${t.apiUrl}${url}`, { ...request, ca: readFileSync(t.certs!.ca) })
+    : await fetch(`${t.apiUrl}${url}`, request).then(async (res) => ({ status: res.status, text: await res.text(), headers: res.headers }));
   let json: any;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
     json = undefined;
   }
-  return { status: res.status, body: json, text, headers: res.headers };
+  return { status, body: json, text, headers };
 }
 
 /** A device's POST /provision: no API token, the body sent as given when it is a string (signed requests). */
