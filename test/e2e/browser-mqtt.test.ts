@@ -41,7 +41,7 @@ async function mqttPage(origin = apiOrigin): Promise<Page> {
 async function mint(body: Record<string, unknown>) {
   const res = await api(t, 'POST', '/api/browser-tokens', body);
   expect(res.status, res.text).toBe(201);
-  return res.body as { id: string; username: string; token: string; expires_at: string; mqtt: { ws: string; wss: string } };
+  return res.body as { id: string; username: string; token: string; client_id_prefix: string; expires_at: string; mqtt: { ws: string; wss: string } };
 }
 
 describe.each(['ws', 'wss'] as const)('a page over %s', (transport) => {
@@ -117,28 +117,28 @@ describe('browser tokens', () => {
   it('is refused when expired, with another username, or as a device password; revoking it kicks its clients', async () => {
     const short = await mint({ filters: ['#'], ttl_s: 1 });
     await new Promise((r) => setTimeout(r, 1200));
-    await expect(connectClient(t, 'ws', { username: short.username, password: short.token })).rejects.toThrow(/Bad username or password/);
+    await expect(connectClient(t, 'ws', { username: short.username, password: short.token, clientId: `${short.client_id_prefix}test` })).rejects.toThrow(/Bad username or password/);
 
     const token = await mint({ filters: ['#'] });
     await expect(connectClient(t, 'mqtt', { username: 'browser:999999', password: token.token })).rejects.toThrow(/Bad username or password/);
     await expect(connectClient(t, 'mqtt', { username: 'piano-7', password: token.token })).rejects.toThrow(/Bad username or password/);
 
-    const client = await connectClient(t, 'ws', { username: token.username, password: token.token });
+    const client = await connectClient(t, 'ws', { username: token.username, password: token.token, clientId: `${token.client_id_prefix}test` });
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
     expect((await api(t, 'DELETE', `/api/browser-tokens/${token.id}`)).status).toBe(204);
     await closed;
-    await expect(connectClient(t, 'ws', { username: token.username, password: token.token })).rejects.toThrow(/Bad username or password/);
+    await expect(connectClient(t, 'ws', { username: token.username, password: token.token, clientId: `${token.client_id_prefix}test` })).rejects.toThrow(/Bad username or password/);
   });
 
   it('a connection opened with a browser token is closed when the token expires, not before', async () => {
     const token = await mint({ filters: ['#'], ttl_s: 2 });
     const expiresAt = new Date(token.expires_at).getTime();
-    const client = await connectClient(t, 'ws', { username: token.username, password: token.token, reconnectPeriod: 0 });
+    const client = await connectClient(t, 'ws', { username: token.username, password: token.token, clientId: `${token.client_id_prefix}test`, reconnectPeriod: 0 });
     const closedAt = await new Promise<number>((resolve) => client.once('close', () => resolve(Date.now())));
     // Closed by the broker at expiry (the token's clock is the database's; allow a little skew).
     expect(closedAt).toBeGreaterThan(expiresAt - 500);
     expect(closedAt).toBeLessThan(expiresAt + 1500);
-    await expect(connectClient(t, 'ws', { username: token.username, password: token.token })).rejects.toThrow(/Bad username or password/);
+    await expect(connectClient(t, 'ws', { username: token.username, password: token.token, clientId: `${token.client_id_prefix}test` })).rejects.toThrow(/Bad username or password/);
   });
 
   it('minting: a viewer may, nobody without a token may; exactly one of role and filters; bounded lifetime', async () => {

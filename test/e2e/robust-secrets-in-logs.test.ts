@@ -26,8 +26,8 @@ describe('secrets in logs', () => {
       });
       return { status: res.status, body: (await res.json().catch(() => undefined)) as any };
     };
-    const mqttLogin = async (username: string, password: string) => {
-      const c = mqtt.connect(`mqtt://127.0.0.1:${r.mqttPort}`, { protocolVersion: 4, reconnectPeriod: 0, username, password });
+    const mqttLogin = async (username: string, password: string, clientId?: string) => {
+      const c = mqtt.connect(`mqtt://127.0.0.1:${r.mqttPort}`, { protocolVersion: 4, reconnectPeriod: 0, username, password, ...(clientId && { clientId }) });
       const ok = await new Promise<boolean>((resolve) => {
         c.once('connect', () => resolve(true));
         c.once('error', () => resolve(false));
@@ -63,7 +63,8 @@ describe('secrets in logs', () => {
     const browser = await call('POST', '/api/browser-tokens', { filters: ['devices/A/#'] });
     expect(browser.status).toBe(201);
     secrets.browserToken = browser.body.token;
-    expect(await mqttLogin(browser.body.username, secrets.browserToken)).toBe(true);
+    // A browser token connects only under its client id prefix (issue 22 #5).
+    expect(await mqttLogin(browser.body.username, secrets.browserToken, `${browser.body.client_id_prefix}logs`)).toBe(true);
     const key = await call('POST', '/api/provisioning-keys', { name: 'logs-key', acl_template: [{ pattern: 'devices/{device}/#', access: 'readwrite' }] });
     expect(key.status).toBe(201);
     secrets.provisioningKey = key.body.key;
