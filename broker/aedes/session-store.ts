@@ -47,6 +47,10 @@ export async function createSessionStore(opts: { db: Db; redisUrl?: string; log:
     const subConn = new Redis(opts.redisUrl, { enableReadyCheck: false });
     const pubConn = new Redis(opts.redisUrl);
     const mq = new MQEmitterRedis({ subConn, pubConn });
+    // mqemitter-redis 7.2.1 counts its Redis subscriptions in a plain object keyed by topic: a filter
+    // named `constructor` or `toString` was found there already (Object.prototype's), so the node
+    // never subscribed to it in Redis and its messages never arrived. Counted without a prototype.
+    (mq as unknown as { _topics: Record<string, number> })._topics = Object.create(null) as Record<string, number>;
     // While Redis is away, mqemitter-redis re-emits each connection error on `mq.state`, an
     // EventEmitter without an 'error' listener: unhandled, that exits the process. ioredis reconnects
     // by itself (and re-subscribes), so log and carry on.
