@@ -68,6 +68,11 @@ describe('roost start on an empty data folder', () => {
       if (!healthy) await new Promise((r) => setTimeout(r, 200));
     }
     expect(healthy).toBe(true);
+    // The lines come right after the API starts listening, so /health can answer a moment before them.
+    const listening = Date.now();
+    while (Date.now() - listening < 10_000 && !/First admin API token[^\n]*\n\s+roost_\S+\n/.test(stdout)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(stdout).toContain(`mqtt://127.0.0.1:${mqttPort}`);
     const token = /First admin API token[^\n]*\n\s+(roost_\S+)/.exec(stdout)?.[1];
     expect(token).toMatch(/^roost_[A-Za-z0-9_-]{40,}$/);
