@@ -1,6 +1,7 @@
 /**
- * The one place an Aedes broker is made: broker/core.ts's BrokerCore on Aedes 1.2. Each seam is
- * installed here once, in this order:
+ * The one place an Aedes broker is made: broker/core.ts's BrokerCore on Aedes 2.0.0-beta.1. Each
+ * seam is installed here once, in this order:
+ *   0. Aedes 1.2.0's fixes that 2.0.0-beta.1 lacks (upstream-fixes.ts)
  *   1. qlobber's level ceiling, the match cache and the flat release (mqemitter)
  *   2. QoS 1 acknowledged after the publish (qos1-ack-after-publish.ts)
  *   3. the MQTT 3.1.1 guards, with the QoS 0 fast lane (protocol-guards.ts, publish-fast-lane.ts)
@@ -35,6 +36,7 @@ import { installProtocolGuards } from './protocol-guards.js';
 import { publishFastLane } from './publish-fast-lane.js';
 import { PublishRunner } from './publish-steps.js';
 import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
+import { restoreAedes12Fixes } from './upstream-fixes.js';
 
 export interface BrokerCoreOptions {
   id?: string;
@@ -116,6 +118,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     },
   };
   const broker = await Aedes.createBroker(options);
+  // Aedes 1.2.0's fixes that 2.0.0-beta.1 lacks, innermost of the seams (upstream-fixes.ts).
+  restoreAedes12Fixes(broker, { maxInflightInbound: opts.limits?.settings.maxInflight });
   // Aedes emits 'error' when a will sweep fails (e.g. a will that could not be checked while the
   // database was away: it stays stored for the next sweep). Unheard, that would end the process.
   (broker as unknown as { on(e: 'error', fn: (err: Error) => void): void }).on('error', (err) => opts.log.error({ err: err.message }, 'will sweep failed; stored wills are tried again at the next one'));
@@ -128,7 +132,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   const wasDropped = (packet: object) => publishRunner.wasDropped(packet);
   // PUBACK only once the message is stored, retained, queued and routed (qos1-ack-after-publish.ts).
   acknowledgeQos1AfterPublish(broker, wasDropped);
-  // MQTT 3.1.1 rules Aedes 1.2 does not enforce (protocol-guards.ts).
+  // MQTT 3.1.1 rules Aedes does not enforce (protocol-guards.ts).
   installProtocolGuards(broker, { log: opts.log, publishFastLane: publishFastLane(broker, wasDropped) });
   if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
 

@@ -8,7 +8,7 @@
 
 /** The versions the fields below were read in (package.json pins these exactly). */
 export const CHECKED_VERSIONS = {
-  aedes: '1.2.0',
+  aedes: '2.0.0-beta.1',
   'aedes-packet': '4.0.1',
   mqemitter: '7.1.0',
   'mqtt-packet': '9.0.2',
@@ -30,9 +30,10 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'broker', field: 'version', use: 'read', by: 'protocol-guards.ts (refuses another major)' },
   { on: 'broker', field: 'persistence', use: 'read', by: 'protocol-guards.ts, client-limits.ts, core.ts (retained messages)' },
   { on: 'broker', field: 'mq', use: 'read', by: 'core.ts (match-cache.ts, mq-flat-release.ts), publish-fast-lane.ts' },
-  { on: 'broker', field: 'clients', use: 'read', by: 'core.ts (connections)' },
+  { on: 'broker', field: 'clients', use: 'written', by: 'upstream-fixes.ts (without a prototype), core.ts (connections)' },
+  { on: 'broker', field: 'brokers', use: 'written', by: 'upstream-fixes.ts (without a prototype)' },
   { on: 'broker', field: 'maxTopicLevels', use: 'written', by: 'core.ts (Roost checks its own limit; this is the ceiling)' },
-  { on: 'broker', field: 'handle', use: 'replaced', by: 'protocol-guards.ts, client-limits.ts' },
+  { on: 'broker', field: 'handle', use: 'replaced', by: 'upstream-fixes.ts, protocol-guards.ts, client-limits.ts' },
   { on: 'broker', field: 'preConnect', use: 'replaced', by: 'protocol-guards.ts' },
   { on: 'broker', field: 'authenticate', use: 'replaced', by: 'core.ts (runs the connect steps)' },
   { on: 'broker', field: 'authorizePublish', use: 'replaced', by: 'core.ts (runs the publish steps), qos1-ack-after-publish.ts' },
@@ -48,8 +49,8 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'client', field: '_will', use: 'read', by: 'core.ts (the will a CONNECT carries, checked by the connect steps)' },
   { on: 'client', field: 'will', use: 'read', by: 'core.ts (a stored will is not the connection\'s own)' },
   { on: 'client', field: 'errored', use: 'read', by: 'client-limits.ts' },
-  { on: 'client', field: 'subscriptions', use: 'read', by: 'connection.ts, client-limits.ts, dollar-topics.ts' },
-  { on: 'client', field: 'duplicates', use: 'written', by: 'client-limits.ts (read), cluster-dedupe.ts (replaced)' },
+  { on: 'client', field: 'subscriptions', use: 'written', by: 'upstream-fixes.ts (without a prototype), connection.ts, client-limits.ts, dollar-topics.ts' },
+  { on: 'client', field: 'duplicates', use: 'written', by: 'upstream-fixes.ts (without a prototype), client-limits.ts (read), cluster-dedupe.ts (replaced)' },
   { on: 'client', field: 'deliver0', use: 'replaced', by: 'client-limits.ts' },
   { on: 'client', field: 'deliverQoS', use: 'replaced', by: 'client-limits.ts, dollar-topics.ts' },
   { on: 'client', field: '_parser', use: 'read', by: 'connection-guards.ts, client-limits.ts' },

@@ -28,6 +28,7 @@ import { mqttPacket } from './mqtt-packet.js';
 import type { PublishFastLane } from './publish-fast-lane.js';
 import { SessionMarkers, type IncomingStore } from '../protocol/session-markers.js';
 import { setSessionPresentOnConnack } from './connack.js';
+import { CHECKED_VERSIONS } from './internals.js';
 
 export interface ProtocolGuardOptions {
   log: Logger;
@@ -46,9 +47,9 @@ const guarded = new WeakSet<Aedes>();
 
 export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions): void {
   if (guarded.has(broker)) return;
-  // The layer reads Aedes 1.x internals (lib/client.js); a new major must be checked against it first.
+  // The layer reads Aedes internals (lib/client.js, internals.ts): another version is checked against it first.
   const version = (broker as unknown as { version: string }).version;
-  if (!/^1\./.test(version)) throw new Error(`broker/aedes/protocol-guards.ts was written for Aedes 1.x, not ${version}`);
+  if (version !== CHECKED_VERSIONS.aedes) throw new Error(`broker/aedes/protocol-guards.ts was checked against Aedes ${CHECKED_VERSIONS.aedes}, not ${version}`);
   guarded.add(broker);
 
   trackOutgoingFlows(mqttPacket as unknown as Parameters<typeof trackOutgoingFlows>[0]);

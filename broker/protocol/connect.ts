@@ -1,7 +1,8 @@
 /**
- * CONNECT rules Aedes 1.2 does not check, run from its preConnect hook (before authentication).
+ * CONNECT rules Aedes does not check, run from its preConnect hook (before authentication).
  * The parser (mqtt-packet) already closes on a reserved flag (MQTT-3.1.2-3) and on will QoS/retain
- * without the will flag (MQTT-3.1.2-11, -13); Aedes answers protocol level 5 with CONNACK 0x01.
+ * without the will flag (MQTT-3.1.2-11, -13). Protocol level 5 is answered with CONNACK 0x01 until
+ * Roost speaks MQTT 5 (issue 20): Aedes 2 would take it in.
  */
 import { ProtocolViolation } from './errors.js';
 
@@ -22,7 +23,9 @@ const LEVEL_OF_NAME: Record<string, number> = { MQIsdp: 3, MQTT: 4 };
 /** The first rule this CONNECT breaks, or undefined. Malformed ones first: they get no CONNACK. */
 export function connectViolation(packet: ConnectFields): ProtocolViolation | undefined {
   const level = packet.protocolVersion ?? 4;
-  // Aedes answers 0x01 itself for a level it does not speak (5); the rules below are 3.1 / 3.1.1.
+  // Aedes 1.x answered level 5 with 0x01 itself; Aedes 2 speaks it, Roost does not yet.
+  if (level === 5) return new ProtocolViolation('ROOST_ERR_PROTOCOL_LEVEL');
+  // The parser closes on any other level (connection-guards.ts answers 0x01 first); the rules below are 3.1 / 3.1.1.
   if (level !== 3 && level !== 4) return undefined;
   // MQTT-3.1.2-2: Aedes accepts "MQTT" at level 3 and "MQIsdp" at level 4; like Mosquitto, refuse.
   if (LEVEL_OF_NAME[packet.protocolId ?? 'MQTT'] !== level) return new ProtocolViolation('ROOST_ERR_PROTOCOL_LEVEL');
