@@ -15,7 +15,7 @@
  */
 import type { Connection } from './core.js';
 import type { BrokerAuth } from './broker.js';
-import { remoteAddressOf, tlsSocketOf, whenClosed } from './aedes/connection.js';
+import { DISCONNECT_REASON, closeWithReason, remoteAddressOf, tlsSocketOf, whenClosed } from './aedes/connection.js';
 import type { Config } from '../lib/config.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
@@ -71,7 +71,7 @@ interface Session {
 /** How long to gather change notifications before acting on them (a bulk import sends many). */
 const CHANGE_BATCH_MS = 20;
 
-const refusal = (err: AuthError) => ({ refuse: (err.returnCode ?? 5) as 2 | 3 | 4 | 5, reason: err.message });
+const refusal = (err: AuthError) => ({ refuse: (err.returnCode ?? 5) as 2 | 3 | 4 | 5, reason: err.message, reasonCode: err.reasonCode });
 
 export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks> {
   const { db, config, log } = opts;
@@ -280,7 +280,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
   function revoke(session: Session, reason: string): void {
     session.revoked = true;
     log.info({ clientId: session.client.id, username: session.device?.username, reason }, 'disconnecting client: access revoked');
-    session.client.close();
+    closeWithReason(session.client, DISCONNECT_REASON.administrativeAction);
   }
 
   /** Never rejects: what could not be read (database down) is tried again a second later. */

@@ -1,12 +1,12 @@
 /**
  * Enforcing bans on this node. The list lives in the database (bans-store.ts); every change is
  * announced on BANS_CHANNEL, and every node then reloads it and closes the connected clients it now
- * matches. A CONNECT that matches is refused with CONNACK 5 (not authorized) before its password is
+ * matches. A CONNECT that matches is refused with CONNACK 5 (not authorized; MQTT 5: 0x8A Banned) before its password is
  * checked. The list is also reloaded every `reloadMs`, in case a notification was missed while the
  * database was away; each reload first deletes the flapping bans that have ended.
  */
 import type { BrokerCore, ConnectStep, Connection } from './core.js';
-import { ipOf } from './aedes/connection.js';
+import { DISCONNECT_REASON, closeWithReason, ipOf } from './aedes/connection.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import { BanList, type Ban } from './bans-list.js';
@@ -59,7 +59,7 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
     const ban = closed ? undefined : list.match({ clientId: client.id, username, ip: ipOf(client) });
     if (!ban) return next();
     refused(ban, { clientId: client.id, username, ip: ipOf(client) }, 'connection refused: banned');
-    next({ refuse: 5, reason: 'not authorized: banned' });
+    next({ refuse: 5, reason: 'not authorized: banned', reasonCode: 0x8a });
   };
 
   function closeMatching(): void {
@@ -68,7 +68,7 @@ export async function startBans(opts: BansOptions): Promise<Bans> {
       const ban = list.match(subjectOf(client));
       if (!ban) continue;
       refused(ban, subjectOf(client), 'disconnecting client: banned');
-      client.close();
+      closeWithReason(client, DISCONNECT_REASON.administrativeAction);
     }
   }
 

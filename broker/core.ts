@@ -63,7 +63,11 @@ export interface Login {
 
 /** CONNACK return codes of MQTT 3.1.1 (3.2.2.3) a connect step may answer with. */
 export type ConnackRefusal = 2 | 3 | 4 | 5;
-export type ConnectVerdict = { refuse: ConnackRefusal; reason: string } | undefined;
+/**
+ * `refuse` is the MQTT 3.1.1 return code; `reasonCode` the MQTT 5 one where it says more than the
+ * return code's own (0x86 for 4, 0x87 for 5, 0x85 for 2, 0x88 for 3): 0x8A banned, 0x9F throttled...
+ */
+export type ConnectVerdict = { refuse: ConnackRefusal; reason: string; reasonCode?: number } | undefined;
 export type ConnectStep = (conn: Connection, login: Login, next: (verdict?: ConnectVerdict) => void) => void;
 
 export type SubscribeVerdict = 'refuse' | Error | undefined;

@@ -3,7 +3,7 @@
  * and kicking. Reads Aedes's own client table; nothing is copied per publish.
  */
 import type { BrokerCore, Connection } from './core.js';
-import { ipOf, subscriptionsOf, transportOf, type Transport } from './aedes/connection.js';
+import { DISCONNECT_REASON, closeWithReason, ipOf, subscriptionsOf, transportOf, type Transport } from './aedes/connection.js';
 
 export type { Transport };
 
@@ -57,7 +57,7 @@ export function createPresence(core: BrokerCore, usernameOf: (conn: Connection) 
     kick(clientId) {
       const client = core.connection(clientId);
       if (!client) return false;
-      client.close();
+      closeWithReason(client, DISCONNECT_REASON.administrativeAction);
       return true;
     },
   };

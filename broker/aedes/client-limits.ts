@@ -30,6 +30,9 @@ type Deliver = (packet: PublishPacket, callback: () => void) => void;
 type ForwardPacket = AedesPublishPacket & { clientId?: string; nl?: boolean };
 
 /** The Aedes 1.2 Client (lib/client.js) and mqtt-packet 9 Parser internals read here. */
+/** mqtt-packet's options for each protocol level, as Aedes 2's lib/write.js passes them. */
+const WRITE_OPTS = { 3: { protocolVersion: 3 }, 4: { protocolVersion: 4 }, 5: { protocolVersion: 5 } } as const;
+
 interface ClientInternals {
   id: string;
   conn: { writableLength?: number };
@@ -40,6 +43,11 @@ interface ClientInternals {
   duplicates: Record<string, number>;
   broker: Aedes;
   _onError(err: Error): void;
+  version: number | null;
+  /** Aedes 2: DISCONNECT 0x95 to a connected v5 client, then the close; reading stops at once. */
+  rejectPacketTooLarge?(size: number): void;
+  /** The protocol level Aedes writes this client's packets in (3, 4 or 5), set at CONNECT. */
+  _wireVersion: 3 | 4 | 5 | null;
   subscriptions: Record<string, { qos: number }>;
   deliver0: (packet: ForwardPacket, callback: () => void) => void;
   deliverQoS: Deliver;
@@ -89,6 +97,12 @@ export function installClientLimits(broker: Aedes, settings: LimitSettings, repo
       if (done && this.packet.length > settings.maxPacketBytes) {
         const err = new LimitExceeded('packet_size', `${this.packet.cmd ?? 'packet'} of ${this.packet.length} bytes, limit ${settings.maxPacketBytes}`);
         reporter.hit('packet_size', { clientId: client.id ?? undefined, bytes: this.packet.length }, 'connection closed');
+        // MQTT 5 (3.2.2.3.6): a connected v5 client is told, DISCONNECT 0x95 (Packet too large), by Aedes
+        // 2's rejectPacketTooLarge, which also stops reading; 3.1.1 has no server DISCONNECT.
+        if (client.version === 5 && client.connected && typeof client.rejectPacketTooLarge === 'function') {
+          client.rejectPacketTooLarge(this.packet.length);
+          return false;
+        }
         this._emitError(err);
         return false;
       }
@@ -128,7 +142,7 @@ export function installClientLimits(broker: Aedes, settings: LimitSettings, repo
       for (const { packet } of items) {
         if (!open || client.errored) break;
         try {
-          mqttPacket.writeToStream(packet, client.conn as never);
+          mqttPacket.writeToStream(packet, client.conn as never, WRITE_OPTS[client._wireVersion ?? 4]);
         } catch {
           client._onError(new Error('packet received not valid'));
         }

@@ -9,8 +9,10 @@ import type { Connection } from '../core.js';
 
 export type Transport = 'mqtt' | 'mqtts' | 'ws' | 'wss';
 
-/** The Aedes 1.2 Client fields read here (lib/client.js); listed in internals.ts. */
+/** The Aedes Client fields read here (lib/client.js); listed in internals.ts. */
 interface ClientFields {
+  /** The CONNECT's protocol level (3, 4 or 5), null before it is read. */
+  version?: number | null;
   conn: { remoteAddress?: string; once(event: 'close', fn: () => void): unknown };
   req?: IncomingMessage;
   subscriptions?: Record<string, { qos: number }>;
@@ -51,4 +53,22 @@ export function subscriptionsOf(conn: Connection): Record<string, { qos: number 
 /** Runs `fn` once the connection's socket has closed. */
 export function whenClosed(conn: Connection, fn: () => void): void {
   fields(conn).conn.once('close', fn);
+}
+
+/** The protocol level the connection speaks: 3 (MQTT 3.1), 4 (3.1.1) or 5; undefined before its CONNECT. */
+export function protocolLevel(conn: Connection | object): 3 | 4 | 5 | undefined {
+  return ((conn as ClientFields).version ?? undefined) as 3 | 4 | 5 | undefined;
+}
+
+/** MQTT 5 DISCONNECT reason codes (3.14.2.1) Roost sends. */
+export const DISCONNECT_REASON = { administrativeAction: 0x98 } as const;
+
+/**
+ * Closes the connection; an MQTT 5 client is first sent DISCONNECT with the reason (MQTT 3.1.1 has
+ * no server DISCONNECT: the connection just closes). Aedes 2's Client.disconnect does both.
+ */
+export function closeWithReason(conn: Connection, reasonCode: number): void {
+  const client = conn as unknown as { disconnect?(opts: { reasonCode: number }, done: () => void): void };
+  if (typeof client.disconnect === 'function') client.disconnect({ reasonCode }, () => {});
+  else conn.close();
 }

@@ -6,6 +6,7 @@
  *   2. QoS 1 acknowledged after the publish (qos1-ack-after-publish.ts)
  *   3. the MQTT 3.1.1 guards, with the QoS 0 fast lane (protocol-guards.ts, publish-fast-lane.ts)
  *   4. the limits inside the client and the persistence (client-limits.ts), when limits are set
+ *   5. MQTT 5 where Aedes 2 stops short (mqtt5.ts)
  * and Aedes's hooks run the step lists: authenticate → connect steps, authorizeSubscribe → subscribe
  * steps, authorizePublish → publish steps (publish-steps.ts), authorizeForward → deliver steps.
  */
@@ -20,6 +21,7 @@ import {
   type BrokerCore,
   type BrokerEvents,
   type ConnectStep,
+  type ConnectVerdict,
   type Connection,
   type DeliverStep,
   type DropReason,
@@ -34,9 +36,12 @@ import { cacheTopicMatches } from './match-cache.js';
 import { flattenReleases } from './mq-flat-release.js';
 import { installProtocolGuards } from './protocol-guards.js';
 import { publishFastLane } from './publish-fast-lane.js';
-import { PublishRunner } from './publish-steps.js';
+import { PublishRefused, PublishRunner } from './publish-steps.js';
 import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
 import { restoreAedes12Fixes } from './upstream-fixes.js';
+import { completeMqtt5 } from './mqtt5.js';
+import { setConnackReasonCode } from './connack.js';
+import { protocolLevel } from './connection.js';
 
 export interface BrokerCoreOptions {
   id?: string;
@@ -54,6 +59,20 @@ export interface BrokerCoreOptions {
 }
 
 const asConnection = (client: Client) => client as unknown as Connection;
+
+/** Topic aliases a v5 client may set up towards Roost (3.2.2.3.8), as Mosquitto's max_topic_alias. */
+export const TOPIC_ALIAS_MAXIMUM = 10;
+
+/** The size of a whole MQTT packet whose remaining length is `remaining`: type byte, length bytes, body. */
+function wholePacketSize(remaining: number): number {
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  return 1 + lengthBytes + remaining;
+}
+
+/** The MQTT 3.1.1 return code (3.2.2.3) an MQTT 5 CONNACK reason code stands for, as Aedes maps them. */
+function returnCodeOf(reasonCode: number): number {
+  return ({ 0x84: 1, 0x85: 2, 0x88: 3, 0x89: 3, 0x86: 4 } as Record<number, number>)[reasonCode] ?? 5;
+}
 const asClient = (conn: Connection) => conn as unknown as Client;
 const payloadOf = (packet: { payload: Buffer | string }) => (Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
 
@@ -67,6 +86,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   const publishRunner = new PublishRunner(steps.publish, opts.onDropped ?? (() => {}));
   // The username each CONNECT gave, for the 'refused' event (Aedes keeps it nowhere).
   const triedAs = new WeakMap<Client, string | undefined>();
+  // The 3.1.1 return code a connect step refused with: a v5 CONNACK carries a reason code instead.
+  const refusedWith = new WeakMap<Client, number>();
 
   const options: AedesOptions = {
     id: opts.id,
@@ -76,15 +97,26 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     ...(opts.limits && {
       connectTimeout: opts.limits.settings.connectTimeoutMs,
       maxInflightInbound: opts.limits.settings.maxInflight,
+      // MQTT 5 Maximum Packet Size counts the whole packet, Roost's limit its remaining length: the
+      // whole packet of the longest remaining length allowed, so both refuse the same packets.
+      maximumPacketSize: wholePacketSize(opts.limits.settings.maxPacketBytes),
     }),
+    // MQTT 5 Topic Alias Maximum offered to v5 clients (Mosquitto's default); Aedes resolves them.
+    topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
     authenticate(client, username, password, done) {
       triedAs.set(client, username);
       const list = steps.connect.list;
       const will = (client as unknown as { _will?: Message | null })._will ?? undefined;
       const login = { username, password, will };
       let i = 0;
-      const next = (verdict?: { refuse: number; reason: string }) => {
-        if (verdict) return done(Object.assign(new Error(verdict.reason), { returnCode: verdict.refuse }) as AuthenticateError, false);
+      const next = (verdict?: ConnectVerdict) => {
+        if (verdict) {
+          refusedWith.set(client, verdict.refuse);
+          // Aedes 2.0.0-beta.1 answers a v5 client with the reason the return code maps to and reads
+          // none of the hook's: the step's own reason goes into the CONNACK bytes (connack.ts).
+          if (verdict.reasonCode !== undefined && protocolLevel(client) === 5) setConnackReasonCode(client.conn, verdict.reasonCode);
+          return done(Object.assign(new Error(verdict.reason), { returnCode: verdict.refuse }) as AuthenticateError, false);
+        }
         if (i === list.length) return done(null, true);
         list[i++](asConnection(client), login, next);
       };
@@ -135,6 +167,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   // MQTT 3.1.1 rules Aedes does not enforce (protocol-guards.ts).
   installProtocolGuards(broker, { log: opts.log, publishFastLane: publishFastLane(broker, wasDropped) });
   if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
+  // MQTT 5 where Aedes 2 stops short (mqtt5.ts).
+  completeMqtt5(broker);
 
   const clients = () => (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
   const persistence = () =>
@@ -146,15 +180,19 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     ready: (fn) => [['clientReady', (client: Client) => fn(asConnection(client))]],
     disconnected: (fn) => [['clientDisconnect', (client: Client) => fn(asConnection(client))]],
     refused: (fn) => [
-      ['connackSent', (packet: { returnCode?: number }, client: Client) => {
-        if (packet.returnCode) fn(asConnection(client), packet.returnCode, triedAs.get(client));
+      ['connackSent', (packet: { returnCode?: number; reasonCode?: number }, client: Client) => {
+        // Reported by its 3.1.1 return code, whatever the protocol level (a v5 CONNACK has a reason code).
+        const code = packet.returnCode ?? (packet.reasonCode ? (refusedWith.get(client) ?? returnCodeOf(packet.reasonCode)) : 0);
+        if (code) fn(asConnection(client), code, triedAs.get(client));
       }],
     ],
     published: (fn) => [['publish', (packet: AedesPublishPacket, client: Client | null) => fn(packet as unknown as Message, client && asConnection(client))]],
     subscribed: (fn) => [['subscribe', (subs: Message[], client: Client) => fn(subs as never, asConnection(client))]],
     unsubscribed: (fn) => [['unsubscribe', (filters: string[], client: Client) => fn(filters, asConnection(client))]],
     connectionError: (fn) => [
-      ['clientError', (client: Client, err: Error) => fn(asConnection(client), err, true)],
+      ['clientError', (client: Client, err: Error) => {
+        if (!(err instanceof PublishRefused)) fn(asConnection(client), err, true); // a refused v5 PUBLISH is a drop, reported as one
+      }],
       ['connectionError', (client: Client, err: Error) => fn(asConnection(client), err, false)],
     ],
   };

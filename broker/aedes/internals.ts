@@ -39,6 +39,7 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'broker', field: 'authorizePublish', use: 'replaced', by: 'core.ts (runs the publish steps), qos1-ack-after-publish.ts' },
   { on: 'broker', field: 'authorizeSubscribe', use: 'replaced', by: 'core.ts (runs the subscribe steps)' },
   { on: 'broker', field: 'publish', use: 'replaced', by: 'qos1-ack-after-publish.ts' },
+  { on: 'broker', field: '_wipeSession', use: 'replaced', by: 'protocol-guards.ts (an MQTT 5 session that ends ends its record)' },
   { on: 'broker', field: 'published', use: 'called', by: 'publish-fast-lane.ts' },
   // Aedes Client (lib/client.js)
   { on: 'client', field: 'conn', use: 'read', by: 'connection.ts, connection-guards.ts, client-limits.ts, connack.ts' },
@@ -49,6 +50,10 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'client', field: '_will', use: 'read', by: 'core.ts (the will a CONNECT carries, checked by the connect steps)' },
   { on: 'client', field: 'will', use: 'read', by: 'core.ts (a stored will is not the connection\'s own)' },
   { on: 'client', field: 'errored', use: 'read', by: 'client-limits.ts' },
+  { on: 'client', field: 'version', use: 'read', by: 'connection.ts (protocolLevel), core.ts, publish-steps.ts' },
+  { on: 'client', field: '_cleanStart', use: 'read', by: 'upstream-fixes.ts, protocol-guards.ts (a v5 CONNECT\'s Clean Start)' },
+  { on: 'client', field: 'clean', use: 'written', by: 'upstream-fixes.ts (off while a resumed v5 session\'s queue is sent)' },
+  { on: 'client', field: '_wireVersion', use: 'read', by: 'client-limits.ts (the level its QoS 0 deliveries are written in)' },
   { on: 'client', field: 'subscriptions', use: 'written', by: 'upstream-fixes.ts (without a prototype), connection.ts, client-limits.ts, dollar-topics.ts' },
   { on: 'client', field: 'duplicates', use: 'written', by: 'upstream-fixes.ts (without a prototype), client-limits.ts (read), cluster-dedupe.ts (replaced)' },
   { on: 'client', field: 'deliver0', use: 'replaced', by: 'client-limits.ts' },

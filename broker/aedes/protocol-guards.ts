@@ -76,10 +76,23 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
   };
 
   broker.on('connackSent', (connack, client) => {
-    if (connack.returnCode !== 0) return;
-    const recorded = client.clean ? sessions.forget(client.id) : resumed.has(client) ? undefined : sessions.record(client.id);
+    // A v5 CONNACK has a reason code where 3.1.1's has a return code.
+    if ((connack.returnCode ?? (connack as { reasonCode?: number }).reasonCode) !== 0) return;
+    // A v5 client's `clean` says whether its session ends with the connection; Clean Start is `_cleanStart`.
+    const cleanStart = (client as unknown as { version?: number }).version === 5 ? (client as unknown as { _cleanStart?: boolean })._cleanStart === true : client.clean;
+    const recorded = cleanStart ? sessions.forget(client.id) : resumed.has(client) ? undefined : sessions.record(client.id);
     recorded?.catch((err: Error) => opts.log.warn({ clientId: client.id, err: err.message }, 'could not record the MQTT session'));
   });
+
+  // MQTT 5: a session ends when its expiry interval has passed since the connection closed (at once for
+  // 0, the default). Aedes 2 wipes its subscriptions, will and queue then (aedes.js _wipeSession); the
+  // session's record and inbound QoS 2 state go with them.
+  const internals = broker as unknown as { _wipeSession(client: Client): void };
+  const wipeSession = internals._wipeSession;
+  internals._wipeSession = function endSession(this: Aedes, client: Client) {
+    sessions.end(client.id).catch((err: Error) => opts.log.warn({ clientId: client.id, err: err.message }, 'could not end the MQTT session'));
+    return wipeSession.call(this, client);
+  };
 
   const handle = broker.handle;
   broker.handle = (conn, req) => {

@@ -43,6 +43,8 @@ export interface LanePacket {
   cmd: string;
   qos?: number;
   retain?: boolean;
+  /** MQTT 5 properties, when the PUBLISH has any. */
+  properties?: object;
 }
 
 /** Takes the packet and returns true, or returns false and leaves it to Aedes. */
@@ -62,6 +64,8 @@ export function publishFastLane(broker: Aedes, wasDropped: (packet: object) => b
   return function takePublish(clientObject, parsed) {
     const client = clientObject as LaneClient;
     if (parsed.cmd !== 'publish' || parsed.qos !== 0 || parsed.retain || !client.connackSent || !client.connected || mq.closed) return false;
+    // An MQTT 5 PUBLISH with properties (topic alias, message expiry, response topic...) takes Aedes's path, which reads them.
+    if (parsed.properties !== undefined) return false;
     const packet = parsed as unknown as PublishPacket;
     if (!routableTopic(packet.topic, maxTopicLevels)) return false;
 

@@ -13,6 +13,11 @@
  *                        client is registered (after any takeover) and when a 3.1.1 clean client goes
  *   pubrel.js            a failed incomingDelPacket (a duplicate PUBREL losing the race) no longer
  *                        escapes as an unhandled rejection; PUBCOMP is still sent
+ * And one of Aedes 2.0.0-beta.1's own:
+ *   MQTT-3.1.2-5 (v5)    Clean Start 0 resumes the session with its queued messages even when the new
+ *                        Session Expiry Interval is 0: lib/handlers/connect.js emptyQueueFilter drops
+ *                        them when client.clean (there: the session ends with the connection) is
+ *                        set, so client.clean is off while the queue is sent (until clientReady)
  */
 import type { Aedes, Client } from 'aedes';
 
@@ -83,8 +88,20 @@ export function restoreAedes12Fixes(broker: Aedes, opts: { maxInflightInbound?: 
       .then(() => persistence.cleanIncoming!(client))
       .catch((err: Error) => (broker as unknown as { emit(e: string, c: Client, err: Error): void }).emit('clientError', client, err));
   };
+  const v5 = (client: Client) => (client as unknown as { version?: number }).version === 5;
+  // In Aedes 2, a v5 client's `clean` says whether its session ends with the connection; whether the
+  // CONNECT started afresh is `_cleanStart`.
+  const cleanStart = (client: Client) => (v5(client) ? (client as unknown as { _cleanStart?: boolean })._cleanStart === true : client.clean);
+  const sendingQueue = new WeakSet<Client>();
   broker.on('client', (client) => {
-    if (client.clean) cleanIncoming(client);
+    if (cleanStart(client)) cleanIncoming(client);
+    else if (v5(client) && client.clean) {
+      (client as unknown as { clean: boolean }).clean = false;
+      sendingQueue.add(client);
+    }
+  });
+  broker.on('clientReady', (client) => {
+    if (sendingQueue.delete(client)) (client as unknown as { clean: boolean }).clean = true;
   });
   broker.on('clientDisconnect', (client) => {
     // A v5 session outlives its connection by its session expiry interval, whatever Clean Start said.

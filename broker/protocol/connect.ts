@@ -23,8 +23,6 @@ const LEVEL_OF_NAME: Record<string, number> = { MQIsdp: 3, MQTT: 4 };
 /** The first rule this CONNECT breaks, or undefined. Malformed ones first: they get no CONNACK. */
 export function connectViolation(packet: ConnectFields): ProtocolViolation | undefined {
   const level = packet.protocolVersion ?? 4;
-  // Aedes 1.x answered level 5 with 0x01 itself; Aedes 2 speaks it, Roost does not yet.
-  if (level === 5) return new ProtocolViolation('ROOST_ERR_PROTOCOL_LEVEL');
   // The parser closes on any other level (connection-guards.ts answers 0x01 first); the rules below are 3.1 / 3.1.1.
   if (level !== 3 && level !== 4) return undefined;
   // MQTT-3.1.2-2: Aedes accepts "MQTT" at level 3 and "MQIsdp" at level 4; like Mosquitto, refuse.

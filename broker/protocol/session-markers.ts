@@ -1,7 +1,7 @@
 /**
  * Session Present for resumed sessions [MQTT-3.2.2-1, -2, -3], and never for MQTT 3.1 clients.
  *
- * Aedes 1.2 (lib/handlers/connect.js, restoreSubs) answers Session Present = !!subscriptions, so a
+ * Aedes (lib/handlers/connect.js, restoreSubs) answers Session Present = !!subscriptions, so a
  * clean-session-0 client whose stored session holds no subscription is told it has none. No Aedes
  * persistence records "a session exists", so Roost records it: a marker in the persistence's
  * incoming-QoS-2 store under packet identifier 0, an identifier MQTT never puts on the wire
@@ -36,6 +36,12 @@ export class SessionMarkers {
       { id: clientId },
       { cmd: 'publish', topic: '$roost/session', payload: Buffer.alloc(0), qos: 2, retain: false, dup: false, messageId: MARKER_ID },
     );
+  }
+
+  /** Ends the session record and its inbound QoS 2 state: an MQTT 5 session that expired. */
+  async end(clientId: string): Promise<void> {
+    if (typeof this.store.cleanIncoming === 'function') return this.store.cleanIncoming({ id: clientId });
+    await this.store.incomingDelPacket({ id: clientId }, { messageId: MARKER_ID }).catch(() => {});
   }
 
   /** Ends the session record when a clean-session-1 client connects (Aedes's cleanIncoming does it when present). */

@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestRoost } from '../helpers/roost.js';
-import { PINGREQ, PINGRESP, connack, connectBytes, subscribeBytes } from '../protocol/bytes.js';
-import { RAW_TRANSPORTS, connackFor, connectOk, connectRaw, disconnect, expectClosedSilently, expectServed, open, startGuardedRoost, uniqueId } from '../protocol/suite.js';
+import { PINGREQ, PINGRESP, connack, connect5Bytes, connectBytes, subscribeBytes } from '../protocol/bytes.js';
+import { ADMIN_LOGIN, RAW_TRANSPORTS, connackFor, connectOk, connectRaw, disconnect, expectClosedSilently, expectServed, open, startGuardedRoost, uniqueId } from '../protocol/suite.js';
 
 let t: TestRoost;
 beforeAll(async () => {
@@ -88,18 +88,26 @@ describe.each(RAW_TRANSPORTS)('CONNECT over %s', (transport) => {
   describe('Protocol Level', () => {
     it.each([
       ['level 2', 'MQTT', 2],
-      ['level 5', 'MQTT', 5],
       ['level 6', 'MQTT', 6],
       ['level 3 under the name MQTT', 'MQTT', 3],
       ['level 4 under the name MQIsdp', 'MQIsdp', 4],
     ])('MQTT-3.1.2-2: %s gets CONNACK 0x01, then the close', async (_what, protocolName, level) => {
       const client = await open(t, transport);
-      // MQTT 5 adds a properties length after the keep alive; send it empty so the packet is well formed.
-      const bytes = level === 5 ? mqtt5Connect(uniqueId('v5')) : connectBytes({ protocolName, level, clientId: uniqueId('level') });
-      client.send(bytes);
+      client.send(connectBytes({ protocolName, level, clientId: uniqueId('level') }));
       expect((await client.next()).bytes).toEqual(connack(0, 1));
       expect(await client.closedWithin(1000)).toBe(true);
       await expectServed(t, transport);
+    });
+
+    it('MQTT 5 (3.1.2.2): level 5 under the name MQTT is accepted with an MQTT 5 CONNACK: Session Present 0, reason 0x00, then its properties', async () => {
+      const client = await open(t, transport);
+      client.send(connect5Bytes({ ...ADMIN_LOGIN, clientId: uniqueId('v5') }));
+      const { bytes, packet } = await client.next();
+      expect([bytes[0], bytes[2], bytes[3]]).toEqual([0x20, 0x00, 0x00]);
+      // A 3.1.1 CONNACK is 4 bytes; a v5 one has a properties length after the reason code.
+      expect(bytes[1]).toBeGreaterThanOrEqual(3);
+      expect(packet).toMatchObject({ cmd: 'connack', reasonCode: 0, sessionPresent: false });
+      client.end();
     });
   });
 
@@ -141,10 +149,3 @@ describe.each(RAW_TRANSPORTS)('CONNECT over %s', (transport) => {
     });
   });
 });
-
-/** An MQTT 5 CONNECT: "MQTT" 5, clean start, keep alive 60, no properties, the client id. */
-function mqtt5Connect(clientId: string): Buffer {
-  const id = Buffer.from(clientId);
-  const body = Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 5, 0x02, 0, 60, 0]), Buffer.from([id.length >> 8, id.length & 0xff]), id]);
-  return Buffer.concat([Buffer.from([0x10, body.length]), body]);
-}

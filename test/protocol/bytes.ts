@@ -1,5 +1,5 @@
 /**
- * MQTT 3.1.1 packets built byte by byte, so a test can send what mqtt-packet refuses to encode:
+ * MQTT 3.1.1 packets (and an MQTT 5 CONNECT) built byte by byte, so a test can send what mqtt-packet refuses to encode:
  * reserved flags, ill-formed UTF-8, empty SUBSCRIBE, identifier 0 …
  */
 
@@ -56,6 +56,20 @@ export function connectBytes(c: RawConnect = {}): Buffer {
   if (c.username !== undefined) payload.push(mqttString(c.username));
   if (c.password !== undefined) payload.push(mqttString(c.password));
   const header = Buffer.concat([mqttString(c.protocolName ?? 'MQTT'), Buffer.from([c.level ?? 4, c.flags ?? flags]), u16(c.keepalive ?? 60)]);
+  return frame(0x10, header, ...payload);
+}
+
+/** An MQTT 5 CONNECT (level 5) with no properties: a zero properties length after the keep alive (and before a will). */
+export function connect5Bytes(c: RawConnect = {}): Buffer {
+  let flags = c.clean === false ? 0 : 0x02;
+  if (c.will) flags |= 0x04 | ((c.will.qos ?? 0) << 3) | (c.will.retain ? 0x20 : 0);
+  if (c.username !== undefined) flags |= 0x80;
+  if (c.password !== undefined) flags |= 0x40;
+  const payload = [mqttString(c.clientId ?? '')];
+  if (c.will) payload.push(Buffer.from([0]), mqttString(c.will.topic), mqttString(c.will.payload ?? Buffer.alloc(0)));
+  if (c.username !== undefined) payload.push(mqttString(c.username));
+  if (c.password !== undefined) payload.push(mqttString(c.password));
+  const header = Buffer.concat([mqttString(c.protocolName ?? 'MQTT'), Buffer.from([5, c.flags ?? flags]), u16(c.keepalive ?? 60), Buffer.from([0])]);
   return frame(0x10, header, ...payload);
 }
 

@@ -21,6 +21,8 @@ export class RawClient {
   private readonly frames: Received[] = [];
   private waiters: Array<() => void> = [];
   private isClosed = false;
+  /** The level of the CONNECT sent (packets from the broker are read at it): 4 until one says 5. */
+  private protocolVersion: 4 | 5 = 4;
 
   private constructor(
     private readonly stream: Duplex,
@@ -30,7 +32,7 @@ export class RawClient {
       this.buffer = Buffer.concat([this.buffer, chunk]);
       for (let frame = takeFrame(this.buffer); frame; frame = takeFrame(this.buffer)) {
         this.buffer = this.buffer.subarray(frame.length);
-        this.frames.push({ bytes: frame, packet: parseFrame(frame) });
+        this.frames.push({ bytes: frame, packet: parseFrame(frame, this.protocolVersion) });
       }
       this.wake();
     });
@@ -56,7 +58,9 @@ export class RawClient {
 
   /** Sends bytes as they are, or a packet encoded by mqtt-packet (MQTT 3.1.1). */
   send(data: Buffer | Packet): void {
-    this.stream.write(Buffer.isBuffer(data) ? data : mqttPacket.generate(data));
+    const bytes = Buffer.isBuffer(data) ? data : mqttPacket.generate(data);
+    if (bytes[0] === 0x10) this.protocolVersion = connectLevel(bytes) === 5 ? 5 : 4;
+    this.stream.write(bytes);
   }
 
   /** The next packet from the broker; rejects after `ms` or when the connection closes first. */
@@ -122,8 +126,17 @@ function takeFrame(buf: Buffer): Buffer | undefined {
   return undefined;
 }
 
-function parseFrame(frame: Buffer): Packet {
-  const parser = mqttPacket.parser({ protocolVersion: 4 });
+/** The protocol level byte of a CONNECT's bytes (after the fixed header and the protocol name). */
+function connectLevel(bytes: Buffer): number | undefined {
+  let i = 1;
+  while (i < 5 && i < bytes.length && bytes[i] & 0x80) i++;
+  const nameAt = i + 1;
+  if (bytes.length < nameAt + 2) return undefined;
+  return bytes[nameAt + 2 + bytes.readUInt16BE(nameAt)];
+}
+
+function parseFrame(frame: Buffer, protocolVersion: 4 | 5): Packet {
+  const parser = mqttPacket.parser({ protocolVersion });
   let parsed: Packet | undefined;
   parser.on('packet', (p: Packet) => (parsed = p));
   parser.on('error', (err: Error) => {

@@ -1,0 +1,334 @@
+/**
+ * MQTT 5 clients on Roost (issue 20 step 2), with real clients over real sockets: MQTT.js with
+ * protocolVersion 5 (TCP and WebSocket), mosquitto_pub/mosquitto_sub -V mqttv5 and Python paho-mqtt
+ * with MQTTv5 (Debian's python3-paho-mqtt, the client library Home Assistant uses). Each test says
+ * what the client sees; the statement numbers are MQTT 5.0's.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_ADMIN, api, brokerUrl, collect, connectClient, until, type TestRoost } from '../helpers/roost.js';
+import type mqttPacket from 'mqtt-packet';
+import { connect5Bytes, publishBytes } from '../protocol/bytes.js';
+import type { RawClient } from '../protocol/raw-client.js';
+import { ADMIN_LOGIN, RAW_TRANSPORTS, open, startGuardedRoost, uniqueId } from '../protocol/suite.js';
+
+const run = promisify(execFile);
+
+let t: TestRoost;
+beforeAll(async () => {
+  t = await startGuardedRoost();
+});
+afterAll(async () => t?.stop());
+
+/** A v5 CONNECT and what it gets: the CONNACK, or the refusal's reason code. */
+function connectV5(transport: 'mqtt' | 'ws', opts: IClientOptions): Promise<{ client: MqttClient; connack?: mqtt.IConnackPacket; refused?: number }> {
+  const client = mqtt.connect(brokerUrl(t, transport), { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...TEST_ADMIN, ...opts });
+  return new Promise((resolve) => {
+    client.once('connect', (connack) => resolve({ client, connack }));
+    client.once('error', (err: Error & { code?: number }) => {
+      client.end(true);
+      resolve({ client, refused: err.code });
+    });
+  });
+}
+
+/** A device with its password and, when given, write/read rules. */
+async function device(username: string, rules: Array<{ pattern: string; access: 'read' | 'write' | 'readwrite' }> = []): Promise<string> {
+  const created = await api(t, 'POST', '/api/devices', { username });
+  expect(created.status).toBe(201);
+  for (const rule of rules) expect((await api(t, 'POST', '/api/rules', { device: username, ...rule })).status).toBe(201);
+  return created.body.password as string;
+}
+
+describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (transport) => {
+  it('a v5 and a 3.1.1 client on the same topics each get every QoS 0/1/2 message; the v5 properties reach the v5 subscriber in order and never the 3.1.1 one', async () => {
+    const base = `v5/mixed/${uniqueId(transport)}`;
+    const v5sub = await connectClient(t, transport, { protocolVersion: 5 });
+    const v4sub = await connectClient(t, transport, { protocolVersion: 4 });
+    const v5pub = await connectClient(t, transport, { protocolVersion: 5 });
+    const v4pub = await connectClient(t, transport, { protocolVersion: 4 });
+    const v5packets: mqtt.IPublishPacket[] = [];
+    v5sub.on('message', (_topic, _payload, packet) => v5packets.push(packet));
+    await v5sub.subscribeAsync(`${base}/#`, { qos: 2 });
+    await v4sub.subscribeAsync(`${base}/#`, { qos: 2 });
+    const toV5 = collect(v5sub, 6);
+    const toV4 = collect(v4sub, 6);
+
+    const properties = {
+      contentType: 'application/json',
+      responseTopic: `${base}/reply`,
+      correlationData: Buffer.from([1, 2, 3]),
+      userProperties: { site: 'hall-b', zone: ['1', '2'] },
+    };
+    for (const qos of [0, 1, 2] as const) {
+      await v5pub.publishAsync(`${base}/from5/q${qos}`, `{"n":${qos}}`, { qos, properties });
+      await v4pub.publishAsync(`${base}/from4/q${qos}`, `four ${qos}`, { qos });
+    }
+    const expected = [0, 1, 2].flatMap((q) => [`${base}/from5/q${q} {"n":${q}} ${q}`, `${base}/from4/q${q} four ${q} ${q}`]).sort();
+    expect((await toV5).map((m) => `${m.topic} ${m.payload} ${m.qos}`).sort()).toEqual(expected);
+    // A property leaking into a 3.1.1 PUBLISH would sit before its payload.
+    expect((await toV4).map((m) => `${m.topic} ${m.payload} ${m.qos}`).sort()).toEqual(expected);
+
+    for (const packet of v5packets.filter((p) => p.topic.includes('/from5/'))) {
+      expect(packet.properties).toMatchObject({ contentType: 'application/json', responseTopic: `${base}/reply`, userProperties: { site: 'hall-b', zone: ['1', '2'] } });
+      expect(Buffer.from(packet.properties!.correlationData!)).toEqual(Buffer.from([1, 2, 3]));
+    }
+    for (const packet of v5packets.filter((p) => p.topic.includes('/from4/'))) {
+      expect(packet.properties?.userProperties).toBeUndefined();
+    }
+    await Promise.all([v5sub, v4sub, v5pub, v4pub].map((c) => c.endAsync()));
+  });
+
+  it('MQTT-3.2.2: a refused CONNECT gets the v5 reason code: 0x86 wrong password, 0x8A banned, 0x85 a client id of another credential', async () => {
+    const name = uniqueId(`v5-refused-${transport}`);
+    const password = await device(name);
+    expect((await connectV5(transport, { username: name, password: 'wrong-password' })).refused).toBe(0x86);
+
+    const ok = await connectV5(transport, { username: name, password, clientId: `${name}-held` });
+    expect(ok.connack?.reasonCode ?? 0).toBe(0);
+    // The client id is held by another (not super) user (issue 22 #5).
+    const other = `${name}-other`;
+    const otherPassword = await device(other);
+    expect((await connectV5(transport, { username: other, password: otherPassword, clientId: `${name}-held` })).refused).toBe(0x85);
+    await ok.client.endAsync();
+
+    const ban = await api(t, 'POST', '/api/bans', { kind: 'username', value: name });
+    expect(ban.status).toBe(201);
+    // The ban reaches the broker through PostgreSQL's NOTIFY: within moments, not necessarily at once.
+    let refused: number | undefined;
+    await until(async () => {
+      const r = await connectV5(transport, { username: name, password });
+      r.client.end(true);
+      refused = r.refused;
+      return refused !== undefined;
+    }, 2000);
+    expect(refused).toBe(0x8a);
+    await api(t, 'DELETE', `/api/bans/${ban.body.ban.id}`);
+    expect(await until(async () => (await connectV5(transport, { username: name, password }).then((r) => (r.client.end(true), r.refused))) === undefined, 2000)).toBe(true);
+  });
+
+  it('MQTT-3.4.2.1: a QoS 1/2 PUBLISH outside the ACL gets PUBACK/PUBREC 0x87, is neither delivered nor stored, and the connection stays up', async () => {
+    const name = uniqueId(`v5-acl-${transport}`);
+    const password = await device(name, [{ pattern: `v5acl/${name}/#`, access: 'write' }]);
+    const watcher = await connectClient(t, transport, { protocolVersion: 5 });
+    await watcher.subscribeAsync('v5acl-other/#', { qos: 1 });
+    const seen = collect(watcher, 1, 800);
+
+    const { client } = await connectV5(transport, { username: name, password });
+    const acks: Array<{ cmd: string; reasonCode?: number }> = [];
+    client.on('packetreceive', (p) => {
+      if (p.cmd === 'puback' || p.cmd === 'pubrec') acks.push({ cmd: p.cmd, reasonCode: (p as { reasonCode?: number }).reasonCode });
+    });
+    const topic = `v5acl-other/${name}`;
+    await client.publishAsync(topic, 'refused q1', { qos: 1 }).catch(() => {});
+    await client.publishAsync(topic, 'refused q2', { qos: 2 }).catch(() => {});
+    await client.publishAsync(`v5acl/${name}/ok`, 'allowed', { qos: 1 });
+    expect(acks).toEqual([
+      { cmd: 'puback', reasonCode: 0x87 },
+      { cmd: 'pubrec', reasonCode: 0x87 },
+      { cmd: 'puback', reasonCode: 0 },
+    ]);
+    expect(client.connected).toBe(true);
+    expect(await seen).toEqual([]);
+    const stored = await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(topic)}`);
+    expect(stored.body.items).toEqual([]);
+    const allowed = await until(async () => (await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(`v5acl/${name}/ok`)}`)).body.items.length === 1, 3000);
+    expect(allowed).toBe(true);
+    await Promise.all([client.endAsync(), watcher.endAsync()]);
+  });
+
+  it('MQTT-3.2.2-2: Session Present is 1 for a session kept by its expiry interval, and its QoS 1 messages queued while away arrive; 0 once the interval was 0', async () => {
+    const clientId = uniqueId(`v5-session-${transport}`);
+    const topic = `v5/session/${clientId}`;
+    const first = await connectV5(transport, { clientId, clean: false, properties: { sessionExpiryInterval: 300 } });
+    expect(first.connack?.sessionPresent).toBe(false);
+    await first.client.subscribeAsync(topic, { qos: 1 });
+    await first.client.endAsync();
+    const pub = await connectClient(t, transport, { protocolVersion: 5 });
+    await pub.publishAsync(topic, 'while away', { qos: 1 });
+
+    const second = mqtt.connect(brokerUrl(t, transport), { protocolVersion: 5, reconnectPeriod: 0, ...TEST_ADMIN, clientId, clean: false, properties: { sessionExpiryInterval: 0 } });
+    const arriving = collect(second, 1, 3000);
+    const again = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
+      second.once('connect', resolve);
+      second.once('error', reject);
+    });
+    expect(again.sessionPresent).toBe(true);
+    expect((await arriving).map((m) => String(m.payload))).toEqual(['while away']);
+    await second.endAsync(); // its session ends now: interval 0
+
+    const third = await connectV5(transport, { clientId, clean: false });
+    expect(third.connack?.sessionPresent).toBe(false);
+    await Promise.all([third.client.endAsync(), pub.endAsync()]);
+  });
+
+  it('3.3.2.3.4: topic aliases set up by the client reach subscribers as full topic names, to v5 and 3.1.1 alike', async () => {
+    const topic = `v5/alias/${uniqueId(transport)}`;
+    const v5sub = await connectClient(t, transport, { protocolVersion: 5 });
+    const v4sub = await connectClient(t, transport, { protocolVersion: 4 });
+    await v5sub.subscribeAsync(topic, { qos: 1 });
+    await v4sub.subscribeAsync(topic, { qos: 1 });
+    const to5 = collect(v5sub, 3);
+    const to4 = collect(v4sub, 3);
+    const pub = await connectClient(t, transport, { protocolVersion: 5, autoAssignTopicAlias: true });
+    const sentTopics: string[] = [];
+    pub.on('packetsend', (p) => {
+      if (p.cmd === 'publish') sentTopics.push(`${(p as mqtt.IPublishPacket).topic}|${(p as mqtt.IPublishPacket).properties?.topicAlias ?? ''}`);
+    });
+    for (const n of [1, 2, 3]) await pub.publishAsync(topic, `n${n}`, { qos: 1 });
+    // The first PUBLISH sets alias 1 up; the next two carry only the alias.
+    expect(sentTopics).toEqual([`${topic}|1`, '|1', '|1']);
+    expect((await to5).map((m) => `${m.topic} ${m.payload}`)).toEqual([1, 2, 3].map((n) => `${topic} n${n}`));
+    expect((await to4).map((m) => `${m.topic} ${m.payload}`)).toEqual([1, 2, 3].map((n) => `${topic} n${n}`));
+    await Promise.all([v5sub, v4sub, pub].map((c) => c.endAsync()));
+  });
+
+  it('MQTT-3.14.2.1: an admin kick sends the v5 client DISCONNECT 0x98 (administrative action) before the close', async () => {
+    const clientId = uniqueId(`v5-kick-${transport}`);
+    const { client } = await connectV5(transport, { clientId });
+    const disconnect = new Promise<number | undefined>((resolve) => client.once('disconnect', (p) => resolve(p.reasonCode)));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    expect((await api(t, 'DELETE', `/api/clients/${clientId}`)).status).toBe(204);
+    expect(await disconnect).toBe(0x98);
+    await closed;
+  });
+});
+
+describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
+  /** A v5 CONNECT as the test's superuser, and the CONNACK it got. */
+  async function connect5(keepalive = 60): Promise<{ client: RawClient; connack: mqttPacket.IConnackPacket }> {
+    const client = await open(t, transport);
+    client.send(connect5Bytes({ ...ADMIN_LOGIN, clientId: uniqueId(`raw5-${transport}`), keepalive }));
+    const { packet } = await client.next();
+    expect(packet).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+    return { client, connack: packet as mqttPacket.IConnackPacket };
+  }
+
+  it('3.2.2.3: the CONNACK offers topic aliases and states the largest packet Roost takes; shared subscriptions are not offered yet', async () => {
+    const { client, connack } = await connect5();
+    expect(connack.properties).toMatchObject({ topicAliasMaximum: 10, sharedSubscriptionAvailable: false });
+    expect(connack.properties?.maximumPacketSize).toBeGreaterThan(1000);
+    client.end();
+  });
+
+  it('MQTT-3.2.2-15 / 3.14.2.1: a PUBLISH one byte over the Maximum Packet Size gets DISCONNECT 0x95 (Packet too large), then the close; nothing is stored', async () => {
+    const { client, connack } = await connect5();
+    const max = connack.properties!.maximumPacketSize!;
+    const topic = `v5/too-large/${uniqueId(transport)}`;
+    // Remaining length so that the whole packet is max + 1 bytes: its body is never sent in full.
+    const remaining = max + 1 - 1 - (max < 16_380 ? 2 : max < 2_097_140 ? 3 : 4);
+    const header = Buffer.from(publishBytes(topic, Buffer.alloc(0)).subarray(0, 1));
+    const length: number[] = [];
+    for (let n = remaining; ; ) {
+      let digit = n % 128;
+      n = Math.floor(n / 128);
+      if (n > 0) digit |= 0x80;
+      length.push(digit);
+      if (n === 0) break;
+    }
+    client.send(Buffer.concat([header, Buffer.from(length), Buffer.alloc(1024, 1)]));
+    const { packet } = await client.next();
+    expect(packet).toMatchObject({ cmd: 'disconnect', reasonCode: 0x95 });
+    expect(await client.closedWithin(1000)).toBe(true);
+    expect((await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(topic)}`)).body.items).toEqual([]);
+  });
+
+  it('3.1.2.10 / 3.14.2.1: a client silent for 1.5 × its keep alive gets DISCONNECT 0x8D (Keep alive timeout), then the close', async () => {
+    const { client } = await connect5(1);
+    const started = Date.now();
+    const { packet } = await client.next(4000);
+    expect(packet).toMatchObject({ cmd: 'disconnect', reasonCode: 0x8d });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(await client.closedWithin(1000)).toBe(true);
+  });
+});
+
+describe('mosquitto_pub and mosquitto_sub -V mqttv5', () => {
+  const auth = () => ['-V', 'mqttv5', '-h', '127.0.0.1', '-p', String(t.roost.ports.mqtt), '-u', TEST_ADMIN.username, '-P', TEST_ADMIN.password];
+
+  it('publish QoS 0/1/2 with user properties and a content type (-D), which mosquitto_sub prints as sent', async () => {
+    const base = `v5/mosquitto/${uniqueId('mq5')}`;
+    const clientId = uniqueId('mq5-sub');
+    const ready = new Promise<void>((resolve) => {
+      const stop = t.roost.broker.on('subscribed', (_subs, conn) => {
+        if (conn.id !== clientId) return;
+        stop();
+        resolve();
+      });
+    });
+    const child = spawn('mosquitto_sub', [...auth(), '-i', clientId, '-t', `${base}/#`, '-q', '2', '-C', '3', '-F', '%t %p %C %P']);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    await ready;
+    for (const qos of ['0', '1', '2']) {
+      await run('mosquitto_pub', [...auth(), '-t', `${base}/q${qos}`, '-m', `m${qos}`, '-q', qos, '-D', 'publish', 'user-property', 'room', 'hall', '-D', 'publish', 'content-type', 'text/plain']);
+    }
+    await exited;
+    clearTimeout(timer);
+    const lines = out.split('\n').filter((l) => l.trim() !== '').sort();
+    expect(lines).toEqual([0, 1, 2].map((q) => `${base}/q${q} m${q} text/plain room:hall`));
+  });
+
+  it('a wrong password is refused: mosquitto_pub exits non-zero and says so', async () => {
+    const res = await run('mosquitto_pub', ['-V', 'mqttv5', '-h', '127.0.0.1', '-p', String(t.roost.ports.mqtt), '-u', TEST_ADMIN.username, '-P', 'wrong', '-t', 'v5/x', '-m', 'x']).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/Bad user name or password/i);
+  });
+});
+
+describe('paho-mqtt MQTTv5 (python3-paho-mqtt, as Home Assistant)', () => {
+  const script = `
+import json, sys, threading
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+port, user, password, topic, bad = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+out = {}
+got = threading.Event(); subscribed = threading.Event(); connected = threading.Event()
+c = mqtt.Client(client_id=topic.replace('/', '-'), protocol=mqtt.MQTTv5)
+c.username_pw_set(user, password)
+def on_connect(cl, ud, flags, rc, props=None):
+    out['connack'] = rc.value; connected.set()
+def on_subscribe(cl, ud, mid, rcs, props=None):
+    out['granted'] = [r.value for r in rcs]; subscribed.set()
+def on_message(cl, ud, msg):
+    p = msg.properties
+    out['message'] = {'topic': msg.topic, 'payload': msg.payload.decode(), 'qos': msg.qos,
+                      'user': getattr(p, 'UserProperty', None), 'contentType': getattr(p, 'ContentType', None)}
+    got.set()
+c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+c.connect('127.0.0.1', port); c.loop_start()
+connected.wait(5)
+c.subscribe(topic, qos=1); subscribed.wait(5)
+props = Properties(PacketTypes.PUBLISH); props.UserProperty = [('room', 'hall')]; props.ContentType = 'text/plain'
+info = c.publish(topic, 'from paho', qos=1, properties=props); info.wait_for_publish(5)
+got.wait(5); c.disconnect(); c.loop_stop()
+r = mqtt.Client(client_id=topic.replace('/', '-') + '-bad', protocol=mqtt.MQTTv5)
+r.username_pw_set(user, bad)
+refused = threading.Event()
+def on_refused(cl, ud, flags, rc, props=None):
+    out['refused'] = rc.value; refused.set()
+r.on_connect = on_refused
+r.connect('127.0.0.1', port); r.loop_start(); refused.wait(5); r.loop_stop()
+print(json.dumps(out))
+`;
+
+  it('connects (reason 0), subscribes (granted QoS 1), gets its QoS 1 message with its user property and content type, and a wrong password gets 0x86', async () => {
+    const topic = `v5/paho/${uniqueId('paho')}`;
+    const { stdout } = await run('/usr/bin/python3', ['-c', script, String(t.roost.ports.mqtt), TEST_ADMIN.username, TEST_ADMIN.password, topic, 'wrong-password'], { timeout: 30_000 });
+    const out = JSON.parse(stdout.trim());
+    expect(out).toEqual({
+      connack: 0,
+      granted: [1],
+      message: { topic, payload: 'from paho', qos: 1, user: [['room', 'hall']], contentType: 'text/plain' },
+      refused: 0x86,
+    });
+  });
+});
