@@ -235,6 +235,13 @@ describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
     expect((await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(topic)}`)).body.items).toEqual([]);
   });
 
+  it('MQTT-3.3.2-2 (will topic): a v5 CONNECT whose will topic holds a wildcard is closed without CONNACK; nothing is stored as a will', async () => {
+    const client = await open(t, transport);
+    client.send(connect5Bytes({ ...ADMIN_LOGIN, clientId: uniqueId(`raw5-will-${transport}`), will: { topic: 'v5/will/#', payload: Buffer.from('x') } }));
+    expect(await client.closedWithin(1000)).toBe(true);
+    expect(client.pending).toEqual([]);
+  });
+
   it('3.1.2.10 / 3.14.2.1: a client silent for 1.5 × its keep alive gets DISCONNECT 0x8D (Keep alive timeout), then the close', async () => {
     const { client } = await connect5(1);
     const started = Date.now();
