@@ -73,7 +73,8 @@ export type ConnectStep = (conn: Connection, login: Login, next: (verdict?: Conn
 export type SubscribeVerdict = 'refuse' | Error | undefined;
 export type SubscribeStep = (conn: Connection, sub: Subscription, next: (verdict?: SubscribeVerdict) => void) => void;
 
-export type DropReason = 'acl' | 'payload_size';
+/** acl: no write access; payload_size: over ROOST_MAX_PAYLOAD_BYTES; payload_format: MQTT 5 says UTF-8 and it is not. */
+export type DropReason = 'acl' | 'payload_size' | 'payload_format';
 export type PublishVerdict = { drop: DropReason } | Error | undefined;
 /**
  * `conn` is null for a will published with no connection of its own: stored by a node that was

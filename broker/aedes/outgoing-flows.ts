@@ -9,6 +9,23 @@ interface WrittenPacket {
   cmd: string;
   qos?: number;
   messageId?: number;
+  reasonCode?: number;
+}
+
+/** MQTT 5 reason 0x87: what Aedes 2 answers any authorizePublish error of a v5 client with. */
+const NOT_AUTHORIZED = 0x87;
+/** Per connection: packet identifier → the reason its PUBACK/PUBREC is to carry instead of 0x87. */
+const ackReasons = new WeakMap<object, Map<number, number>>();
+
+/**
+ * The reason code the next PUBACK/PUBREC for `messageId` on this connection carries, where Aedes 2
+ * writes 0x87 for every refused v5 PUBLISH (lib/handlers/publish.js authorizePublish): 0x97 quota
+ * exceeded, 0x99 payload format invalid.
+ */
+export function setAckReason(conn: object, messageId: number, reasonCode: number): void {
+  let reasons = ackReasons.get(conn);
+  if (!reasons) ackReasons.set(conn, (reasons = new Map()));
+  reasons.set(messageId, reasonCode);
 }
 
 type WriteToStream = (packet: WrittenPacket, stream: object, opts?: unknown) => boolean;
@@ -26,6 +43,14 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
   const writeToStream = mqttPacket.writeToStream;
   mqttPacket.writeToStream = function writeToStreamNoted(packet, stream, opts) {
     if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
+    else if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.reasonCode === NOT_AUTHORIZED) {
+      const reasons = ackReasons.get(stream);
+      const reason = reasons?.get(packet.messageId!);
+      if (reason !== undefined) {
+        reasons!.delete(packet.messageId!);
+        packet.reasonCode = reason;
+      }
+    }
     return writeToStream(packet, stream, opts);
   };
   // mqtt-packet's own setting on the function (writeToStream.cacheNumbers) stays reachable.

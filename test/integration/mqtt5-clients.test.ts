@@ -17,8 +17,9 @@ import { ADMIN_LOGIN, RAW_TRANSPORTS, open, startGuardedRoost, uniqueId } from '
 const run = promisify(execFile);
 
 let t: TestRoost;
+const PAYLOAD_LIMIT = 4096;
 beforeAll(async () => {
-  t = await startGuardedRoost();
+  t = await startGuardedRoost('pglite', { env: { ROOST_MAX_PAYLOAD_BYTES: String(PAYLOAD_LIMIT) } });
 });
 afterAll(async () => t?.stop());
 
@@ -136,6 +137,36 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
     expect(stored.body.items).toEqual([]);
     const allowed = await until(async () => (await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(`v5acl/${name}/ok`)}`)).body.items.length === 1, 3000);
     expect(allowed).toBe(true);
+    await Promise.all([client.endAsync(), watcher.endAsync()]);
+  });
+
+  it('3.4.2.1: a QoS 1/2 PUBLISH said to be UTF-8 that is not gets 0x99, one over ROOST_MAX_PAYLOAD_BYTES gets 0x97; neither is delivered nor stored, and the connection stays up', async () => {
+    const base = `v5/refused/${uniqueId(transport)}`;
+    const watcher = await connectClient(t, transport, { protocolVersion: 5 });
+    await watcher.subscribeAsync(`${base}/#`, { qos: 1 });
+    const seen = collect(watcher, 1, 800);
+    const client = await connectClient(t, transport, { protocolVersion: 5 });
+    const acks: Array<{ cmd: string; reasonCode?: number }> = [];
+    client.on('packetreceive', (p) => {
+      if (p.cmd === 'puback' || p.cmd === 'pubrec') acks.push({ cmd: p.cmd, reasonCode: (p as { reasonCode?: number }).reasonCode });
+    });
+    const notUtf8 = Buffer.from([0x61, 0xff, 0xfe]);
+    await client.publishAsync(`${base}/format`, notUtf8, { qos: 1, properties: { payloadFormatIndicator: true } }).catch(() => {});
+    await client.publishAsync(`${base}/format`, notUtf8, { qos: 2, properties: { payloadFormatIndicator: true } }).catch(() => {});
+    await client.publishAsync(`${base}/size`, Buffer.alloc(PAYLOAD_LIMIT + 1, 0x61), { qos: 1 }).catch(() => {});
+    // Not said to be UTF-8: the same bytes are a payload like any other.
+    await client.publishAsync(`${base}/bytes`, notUtf8, { qos: 1 });
+    expect(acks).toEqual([
+      { cmd: 'puback', reasonCode: 0x99 },
+      { cmd: 'pubrec', reasonCode: 0x99 },
+      { cmd: 'puback', reasonCode: 0x97 },
+      { cmd: 'puback', reasonCode: 0 },
+    ]);
+    expect(client.connected).toBe(true);
+    expect((await seen).map((m) => m.topic)).toEqual([`${base}/bytes`]);
+    for (const refused of ['format', 'size']) {
+      expect((await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(`${base}/${refused}`)}`)).body.items).toEqual([]);
+    }
     await Promise.all([client.endAsync(), watcher.endAsync()]);
   });
 
