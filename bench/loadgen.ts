@@ -16,6 +16,7 @@
  *              PUBACK latency. A QoS 0 subscriber on PREFIX/# counts deliveries.
  *   qos1-rate  as qos1 at a fixed offered --rate (msg/s in total). Latency counts from the time a
  *              message was due, so waiting for a free in-flight slot is included (no coordinated omission).
+ *   qos0-v5, qos1-v5  qos0 and qos1 with MQTT 5 clients (the same packets, with empty properties).
  *   connect    --clients connections with username/password (--credentials FILE of user:password lines),
  *              --concurrency at a time, all held open, then closed; repeated --passes times, each at
  *              most --connect-max seconds.
@@ -23,9 +24,9 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { readCredentials, type Credential } from './credentials.js';
-import { DISCONNECT, PacketFramer, PacketType, encodeConnect, encodePublish, encodeSubscribe, jsonPayload } from './mqtt-wire.js';
+import { PacketFramer, PacketType, disconnectPacket, encodeConnect, encodePublish, encodeSubscribe, jsonPayload, protocolLevel, subackCode, useProtocolLevel } from './mqtt-wire.js';
 
-export type ScenarioName = 'qos0' | 'qos1' | 'qos1-rate' | 'connect';
+export type ScenarioName = 'qos0' | 'qos1' | 'qos1-rate' | 'connect' | 'qos0-v5' | 'qos1-v5';
 
 interface Options {
   host: string;
@@ -111,7 +112,8 @@ export function summarise(values: number[]): LatencySummary {
 /** An MQTT connection on a raw socket; packets after CONNACK go to `onPacket`. */
 class Connection {
   onPacket: (type: number, body: Buffer | null) => void = () => {};
-  readonly framer = new PacketFramer((type, body) => this.onPacket(type, body));
+  // An MQTT 5 CONNACK carries properties: its body is kept up to 64 bytes (a PUBLISH is still skipped).
+  readonly framer = new PacketFramer((type, body) => this.onPacket(type, body), protocolLevel() === 5 ? 64 : 8);
   closed = false;
 
   private constructor(readonly socket: net.Socket) {
@@ -148,7 +150,7 @@ class Connection {
 
   end(): void {
     if (this.closed) return;
-    this.socket.end(DISCONNECT);
+    this.socket.end(disconnectPacket());
   }
 }
 
@@ -171,7 +173,7 @@ async function openCountingSubscriber(o: Options, onDelivered: () => void, k = 0
     conn.onPacket = (type, body) => {
       if (type !== PacketType.SUBACK) return;
       clearTimeout(timer);
-      if (body && body[2] === 0x80) return reject(new Error(`subscription to ${o.prefix}/# refused`));
+      if (body && subackCode(body) === 0x80) return reject(new Error(`subscription to ${o.prefix}/# refused`));
       conn.onPacket = (t) => {
         if (t === PacketType.PUBLISH) {
           count++;
@@ -555,7 +557,7 @@ function parseOptions(argv: string[]): { scenario: ScenarioName; options: Option
     },
   });
   const scenario = values.scenario as ScenarioName;
-  if (!['qos0', 'qos1', 'qos1-rate', 'connect'].includes(scenario)) throw new Error('--scenario must be qos0, qos1, qos1-rate or connect');
+  if (!['qos0', 'qos1', 'qos1-rate', 'connect', 'qos0-v5', 'qos1-v5'].includes(scenario)) throw new Error('--scenario must be qos0, qos1, qos1-rate, connect, qos0-v5 or qos1-v5');
   const num = (name: keyof typeof values) => {
     const n = Number(values[name]);
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number`);
@@ -589,12 +591,14 @@ function parseOptions(argv: string[]): { scenario: ScenarioName; options: Option
 
 async function main(): Promise<void> {
   const { scenario, options } = parseOptions(process.argv.slice(2));
+  // qos0-v5 and qos1-v5: the same load with MQTT 5 clients (packets without properties).
+  if (scenario.endsWith('-v5')) useProtocolLevel(5);
   const result =
-    scenario === 'qos0' ? await runQos0(options)
-    : scenario === 'qos1' ? await runQos1(options, undefined)
+    scenario === 'qos0' || scenario === 'qos0-v5' ? await runQos0(options)
+    : scenario === 'qos1' || scenario === 'qos1-v5' ? await runQos1(options, undefined)
     : scenario === 'qos1-rate' ? await runQos1(options, options.rate)
     : await runConnect(options);
-  emit(result);
+  emit({ ...result, scenario });
   // Sockets may still be closing; the result is out, so leave now.
   setTimeout(() => process.exit(0), 100).unref();
 }

@@ -1,5 +1,5 @@
 /**
- * The little MQTT the load generator needs: packets encoded once with mqtt-packet, and a framer
+ * The little MQTT the load generator needs (3.1.1, or MQTT 5 without properties): packets encoded once with mqtt-packet, and a framer
  * that splits a byte stream into packets without decoding them (a subscriber only counts PUBLISH,
  * a publisher only reads the packet id of PUBACK), so the generator spends almost nothing per message.
  */
@@ -7,25 +7,42 @@ import { generate, type IConnectPacket, type IPublishPacket, type ISubscribePack
 
 export const PacketType = { CONNACK: 2, PUBLISH: 3, PUBACK: 4, SUBACK: 9, PINGRESP: 13 } as const;
 
+/** The protocol level every packet is encoded at: 4 (MQTT 3.1.1) unless useProtocolLevel(5) was called. */
+let level: 4 | 5 = 4;
+
+/** MQTT 5 packets (no properties) from now on; set once, before any packet is encoded. */
+export function useProtocolLevel(to: 4 | 5): void {
+  level = to;
+}
+
+export function protocolLevel(): 4 | 5 {
+  return level;
+}
+
 export function encodeConnect(clientId: string, username?: string, password?: string): Buffer {
-  const packet: IConnectPacket = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId };
+  const packet: IConnectPacket = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: level, clean: true, keepalive: 0, clientId };
   if (username !== undefined) packet.username = username;
   if (password !== undefined) packet.password = Buffer.from(password);
-  return generate(packet);
+  return generate(packet, { protocolVersion: level });
 }
 
 export function encodeSubscribe(filter: string, qos: 0 | 1): Buffer {
   const packet: ISubscribePacket = { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] };
-  return generate(packet);
+  return generate(packet, { protocolVersion: level });
 }
 
 export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1, messageId?: number): Buffer {
   const packet: IPublishPacket = { cmd: 'publish', topic, payload, qos, retain: false, dup: false };
   if (qos > 0) packet.messageId = messageId;
-  return generate(packet);
+  return generate(packet, { protocolVersion: level });
 }
 
-export const DISCONNECT = generate({ cmd: 'disconnect' });
+/** The first reason code of a SUBACK body: after the packet id, and in MQTT 5 after the properties. */
+export function subackCode(body: Buffer): number | undefined {
+  return level === 5 ? body[3 + (body[2] ?? 0)] : body[2];
+}
+
+export const disconnectPacket = () => generate({ cmd: 'disconnect' }, { protocolVersion: level });
 
 /** A JSON document of exactly `size` bytes, like a small sensor reading. */
 export function jsonPayload(size: number): Buffer {

@@ -61,6 +61,11 @@ const FIGURES: Figure[] = [
   },
   { scenario: 'qos1', label: 'QoS 1, 16 in flight: broker CPU (cores)', value: (c) => c.brokerCpu, format: cores },
   { scenario: 'qos1', label: 'QoS 1, 16 in flight: generator CPU (cores)', value: (c) => c.result?.generatorCpu, format: cores },
+  { scenario: 'qos0-v5', label: 'MQTT 5, QoS 0 fan-in: delivered msg/s', better: 'higher', value: (c) => c.result?.deliveredPerSec, format: int },
+  { scenario: 'qos0-v5', label: 'MQTT 5, QoS 0 fan-in: broker CPU (cores)', value: (c) => c.brokerCpu, format: cores },
+  { scenario: 'qos1-v5', label: 'MQTT 5, QoS 1, 16 in flight: acked msg/s', better: 'higher', value: (c) => c.result?.ackedPerSec, format: int },
+  { scenario: 'qos1-v5', label: 'MQTT 5, QoS 1, 16 in flight: PUBACK p99 ms', better: 'lower', value: (c) => c.result?.latencyMs?.p99, format: ms },
+  { scenario: 'qos1-v5', label: 'MQTT 5, QoS 1, 16 in flight: broker CPU (cores)', value: (c) => c.brokerCpu, format: cores },
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: acked msg/s', value: (c) => c.result?.ackedPerSec, format: int },
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: PUBACK p50 ms', better: 'lower', value: (c) => c.result?.latencyMs?.p50, format: ms },
   { scenario: 'qos1-rate', label: 'QoS 1 at a fixed rate: PUBACK p99 ms', better: 'lower', value: (c) => c.result?.latencyMs?.p99, format: ms },
@@ -83,6 +88,8 @@ const FIGURES: Figure[] = [
 const HEADLINE: Record<ScenarioName, string> = {
   qos0: 'QoS 0 fan-in: delivered msg/s',
   qos1: 'QoS 1, 16 in flight: acked msg/s',
+  'qos0-v5': 'MQTT 5, QoS 0 fan-in: delivered msg/s',
+  'qos1-v5': 'MQTT 5, QoS 1, 16 in flight: acked msg/s',
   'qos1-rate': 'QoS 1 at a fixed rate: PUBACK p99 ms',
   connect: 'Connect, warm: connections/s',
 };

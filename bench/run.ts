@@ -28,7 +28,7 @@ import {
   type TargetName,
 } from './targets.js';
 
-const SCENARIOS: ScenarioName[] = ['qos0', 'qos1', 'qos1-rate', 'connect'];
+const SCENARIOS: ScenarioName[] = ['qos0', 'qos0-v5', 'qos1', 'qos1-v5', 'qos1-rate', 'connect'];
 /** Scenarios run only when asked for (--scenarios idle): bench/idle.ts. */
 const OPT_IN = ['idle'] as const;
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
