@@ -100,6 +100,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
       // MQTT 5 Maximum Packet Size counts the whole packet, Roost's limit its remaining length: the
       // whole packet of the longest remaining length allowed, so both refuse the same packets.
       maximumPacketSize: wholePacketSize(opts.limits.settings.maxPacketBytes),
+      // MQTT 5 Receive Maximum: the QoS 1/2 PUBLISHes a v5 client may have unacknowledged (mqtt5.ts enforces it).
+      receiveMaximum: Math.min(opts.limits.settings.maxInflight, 65_535),
     }),
     // MQTT 5 Topic Alias Maximum offered to v5 clients (Mosquitto's default); Aedes resolves them.
     topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
@@ -168,7 +170,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   installProtocolGuards(broker, { log: opts.log, publishFastLane: publishFastLane(broker, wasDropped) });
   if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
   // MQTT 5 where Aedes 2 stops short (mqtt5.ts).
-  completeMqtt5(broker);
+  completeMqtt5(broker, { receiveMaximum: opts.limits && Math.min(opts.limits.settings.maxInflight, 65_535) });
 
   const clients = () => (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
   const persistence = () =>

@@ -43,18 +43,37 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
   const writeToStream = mqttPacket.writeToStream;
   mqttPacket.writeToStream = function writeToStreamNoted(packet, stream, opts) {
     if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
-    else if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.reasonCode === NOT_AUTHORIZED) {
-      const reasons = ackReasons.get(stream);
-      const reason = reasons?.get(packet.messageId!);
-      if (reason !== undefined) {
-        reasons!.delete(packet.messageId!);
-        packet.reasonCode = reason;
+    else if (packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubcomp') {
+      if (packet.cmd !== 'pubcomp' && packet.reasonCode === NOT_AUTHORIZED) {
+        const reasons = ackReasons.get(stream);
+        const reason = reasons?.get(packet.messageId!);
+        if (reason !== undefined) {
+          reasons!.delete(packet.messageId!);
+          packet.reasonCode = reason;
+        }
       }
+      // An inbound QoS 1/2 flow ends with its PUBACK, its PUBCOMP, or a PUBREC refusing it (0x80 and above).
+      if (packet.cmd !== 'pubrec' || (packet.reasonCode ?? 0) >= 0x80) inbound.get(stream)?.delete(packet.messageId!);
     }
     return writeToStream(packet, stream, opts);
   };
   // mqtt-packet's own setting on the function (writeToStream.cacheNumbers) stays reachable.
   Object.defineProperty(mqttPacket.writeToStream, 'cacheNumbers', Object.getOwnPropertyDescriptor(writeToStream, 'cacheNumbers') ?? { value: true });
+}
+
+/** Per connection: the identifiers of the client's QoS 1/2 PUBLISHes not yet acknowledged to the end. */
+const inbound = new WeakMap<object, Set<number>>();
+
+/**
+ * Notes an inbound QoS 1/2 PUBLISH of an MQTT 5 client on its connection; false when that makes more
+ * unacknowledged than `receiveMaximum` (MQTT-3.3.4-9: the client sent over the Receive Maximum Roost
+ * gave it). A resent identifier still in flight is not a new one.
+ */
+export function noteInboundPublish(conn: object, messageId: number, receiveMaximum: number): boolean {
+  let ids = inbound.get(conn);
+  if (!ids) inbound.set(conn, (ids = new Set()));
+  ids.add(messageId);
+  return ids.size <= receiveMaximum;
 }
 
 /** The flows of one connection, noted from its first write on. */

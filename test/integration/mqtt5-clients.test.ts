@@ -10,7 +10,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ADMIN, api, brokerUrl, collect, connectClient, until, type TestRoost } from '../helpers/roost.js';
 import type mqttPacket from 'mqtt-packet';
-import { connect5Bytes, publishBytes } from '../protocol/bytes.js';
+import { ackBytes, connect5Bytes, publish5Bytes, publishBytes } from '../protocol/bytes.js';
 import type { RawClient } from '../protocol/raw-client.js';
 import { ADMIN_LOGIN, RAW_TRANSPORTS, open, startGuardedRoost, uniqueId } from '../protocol/suite.js';
 
@@ -18,8 +18,10 @@ const run = promisify(execFile);
 
 let t: TestRoost;
 const PAYLOAD_LIMIT = 4096;
+/** ROOST_MAX_INFLIGHT: the Receive Maximum Roost gives v5 clients. */
+const RECEIVE_MAXIMUM = 20;
 beforeAll(async () => {
-  t = await startGuardedRoost('pglite', { env: { ROOST_MAX_PAYLOAD_BYTES: String(PAYLOAD_LIMIT) } });
+  t = await startGuardedRoost('pglite', { env: { ROOST_MAX_PAYLOAD_BYTES: String(PAYLOAD_LIMIT), ROOST_MAX_INFLIGHT: String(RECEIVE_MAXIMUM) } });
 });
 afterAll(async () => t?.stop());
 
@@ -237,9 +239,9 @@ describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
     return { client, connack: packet as mqttPacket.IConnackPacket };
   }
 
-  it('3.2.2.3: the CONNACK offers topic aliases and states the largest packet Roost takes; shared subscriptions are not offered yet', async () => {
+  it('3.2.2.3: the CONNACK offers topic aliases and states the largest packet and the Receive Maximum Roost takes; shared subscriptions are not offered yet', async () => {
     const { client, connack } = await connect5();
-    expect(connack.properties).toMatchObject({ topicAliasMaximum: 10, sharedSubscriptionAvailable: false });
+    expect(connack.properties).toMatchObject({ topicAliasMaximum: 10, receiveMaximum: RECEIVE_MAXIMUM, sharedSubscriptionAvailable: false });
     expect(connack.properties?.maximumPacketSize).toBeGreaterThan(1000);
     client.end();
   });
@@ -264,6 +266,29 @@ describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
     expect(packet).toMatchObject({ cmd: 'disconnect', reasonCode: 0x95 });
     expect(await client.closedWithin(1000)).toBe(true);
     expect((await api(t, 'GET', `/api/messages?filter=${encodeURIComponent(topic)}`)).body.items).toEqual([]);
+  });
+
+  it('MQTT-3.3.4-9: a client with more QoS 2 PUBLISHes unacknowledged than the Receive Maximum gets DISCONNECT 0x93; those within it were acknowledged (PUBREC) and delivered, the one over it was not', async () => {
+    const topic = `v5/receive-max/${uniqueId(transport)}`;
+    const watcher = await connectClient(t, transport, { protocolVersion: 5 });
+    await watcher.subscribeAsync(topic, { qos: 1 });
+    const arriving = collect(watcher, RECEIVE_MAXIMUM + 1, 3000);
+    const { client } = await connect5();
+    for (let id = 1; id <= RECEIVE_MAXIMUM; id++) client.send(publish5Bytes(topic, `m${id}`, { qos: 2, messageId: id }));
+    const recs = [];
+    for (let i = 0; i < RECEIVE_MAXIMUM; i++) recs.push(await client.next(5000));
+    expect(recs.map((r) => `${r.packet.cmd} ${(r.packet as { messageId?: number }).messageId}`)).toEqual(Array.from({ length: RECEIVE_MAXIMUM }, (_, i) => `pubrec ${i + 1}`));
+    // A PUBREL ends the first flow: its slot is free again, so one more fits.
+    client.send(ackBytes(0x62, 1));
+    expect((await client.next()).packet).toMatchObject({ cmd: 'pubcomp', messageId: 1 });
+    client.send(publish5Bytes(topic, 'fits', { qos: 2, messageId: 1000 }));
+    expect((await client.next()).packet).toMatchObject({ cmd: 'pubrec', messageId: 1000 });
+    client.send(publish5Bytes(topic, 'one too many', { qos: 2, messageId: 1001 }));
+    expect((await client.next()).packet).toMatchObject({ cmd: 'disconnect', reasonCode: 0x93 });
+    expect(await client.closedWithin(1000)).toBe(true);
+    const got = await arriving;
+    expect(got.map((m) => String(m.payload)).sort()).toEqual([...Array.from({ length: RECEIVE_MAXIMUM }, (_, i) => `m${i + 1}`), 'fits'].sort());
+    await watcher.endAsync();
   });
 
   it('MQTT-3.3.2-2 (will topic): a v5 CONNECT whose will topic holds a wildcard is closed without CONNACK; nothing is stored as a will', async () => {

@@ -73,6 +73,16 @@ export function connect5Bytes(c: RawConnect = {}): Buffer {
   return frame(0x10, header, ...payload);
 }
 
+/** An MQTT 5 PUBLISH with no properties: a zero properties length after the packet identifier. */
+export function publish5Bytes(topic: Str, payload: Buffer | string, opts: { qos?: number; retain?: boolean; messageId?: number } = {}): Buffer {
+  const qos = opts.qos ?? 0;
+  const first = 0x30 | (qos << 1) | (opts.retain ? 1 : 0);
+  const body = [mqttString(topic)];
+  if (qos > 0) body.push(u16(opts.messageId ?? 1));
+  body.push(Buffer.from([0]), typeof payload === 'string' ? Buffer.from(payload) : payload);
+  return frame(first, ...body);
+}
+
 export function publishBytes(topic: Str, payload: Buffer | string, opts: { qos?: number; retain?: boolean; messageId?: number } = {}): Buffer {
   const qos = opts.qos ?? 0;
   const first = 0x30 | (qos << 1) | (opts.retain ? 1 : 0);
