@@ -210,7 +210,7 @@ export const SETTINGS = {
     `Most levels in a topic name or filter (up to ${MAX_TOPIC_LEVELS_CEILING}): a PUBLISH topic with more disconnects the client, a filter with more gets SUBACK 0x80`,
   ],
   ROOST_MAX_SUBSCRIPTIONS: [positiveInt, 1000, 'Most subscriptions one client may hold; a filter beyond it gets SUBACK 0x80'],
-  ROOST_MAX_INFLIGHT: [positiveInt, 1000, 'Incoming QoS 2 publishes of one client awaiting PUBREL; one more disconnects it'],
+  ROOST_MAX_INFLIGHT: [positiveInt, 1000, 'Incoming QoS 2 publishes of one client awaiting PUBREL; one more disconnects it. For MQTT 5 clients also the Receive Maximum (capped at 65,535): QoS 1/2 publishes not yet acknowledged; one more gets DISCONNECT 0x93'],
   ROOST_MAX_SESSION_QUEUE: [positiveInt, 1000, 'QoS 1/2 messages queued for one persistent session (sent and unacknowledged, or waiting while offline); when full, new messages for that session are dropped and counted'],
   ROOST_MAX_CLIENT_BUFFER_BYTES: [positiveInt, 8_388_608, 'Bytes written to a client and not yet taken by its socket (it stopped reading): beyond this its QoS 0 messages are dropped and a QoS 1/2 delivery disconnects it'],
   ROOST_CLIENT_ID_TAKEOVER: [z.enum(['own', 'any']), 'own', 'Who may connect with a client id another connection or stored session holds: "own" (its username, or a superuser; others get CONNACK 2) or "any" (plain MQTT: whoever connects takes it over)'],
