@@ -184,3 +184,16 @@ export function isJsonPayload(payload: Buffer): boolean {
 export function jsonPayload(payload: Buffer): string | null {
   return isJsonPayload(payload) ? payload.toString('utf8') : null;
 }
+
+const BOM = [0xef, 0xbb, 0xbf];
+
+/**
+ * A payload its publisher declared JSON (MQTT 5 Payload Format Indicator 1 and a JSON content
+ * type): the JSON text to store, or null when jsonb would refuse it (the message is still stored,
+ * as bytes). It reads past a leading UTF-8 byte order mark, as RFC 8259 §8.1 lets a parser do; the
+ * guess (isJsonPayload) does not, as bytes starting with one are not JSON text.
+ */
+export function declaredJsonPayload(payload: Buffer): Buffer | null {
+  const text = isWord(payload, 0, BOM) ? payload.subarray(BOM.length) : payload;
+  return isJsonPayload(text) ? text : null;
+}

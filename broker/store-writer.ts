@@ -20,8 +20,9 @@ import type { CopyColumn } from '../lib/db/copy-binary.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { BrokerStore } from './broker.js';
+import { PROPERTY_COLUMNS, storedProperties, type StoredProperties } from './message-properties.js';
 import type { Metrics } from './metrics.js';
-import { isJsonPayload } from './payload-json.js';
+import { declaredJsonPayload, isJsonPayload } from './payload-json.js';
 
 export const MESSAGE_COLUMNS: readonly CopyColumn[] = [
   { name: 'id', type: 'int8' },
@@ -34,6 +35,8 @@ export const MESSAGE_COLUMNS: readonly CopyColumn[] = [
   { name: 'username', type: 'text' },
   { name: 'received_at', type: 'timestamptz' },
 ];
+/** A batch with an MQTT 5 message that has properties; a batch without any leaves those columns out (NULL). */
+const COLUMNS_WITH_PROPERTIES: readonly CopyColumn[] = [...MESSAGE_COLUMNS, ...PROPERTY_COLUMNS];
 const ID_BLOCK = 1000; // INCREMENT of roost_message_ids (schema/004_messages.sql)
 
 export interface StoreWriterOptions {
@@ -65,6 +68,8 @@ interface Pending {
   username: string | null;
   /** Milliseconds since 1970 (a Date per message was measurable garbage). */
   receivedAt: number;
+  /** Its MQTT 5 properties; null for most messages (all 3.1.1 ones). */
+  properties: StoredProperties | null;
   /** Runs after commit (QoS 1/2); undefined when already answered (QoS 0). */
   done?: Done;
 }
@@ -132,6 +137,7 @@ export class StoreWriter implements BrokerStore {
       clientId: client?.id ?? null,
       username: username ?? null,
       receivedAt: Date.now(),
+      properties: packet.properties === undefined ? null : storedProperties(packet.properties),
       done: packet.qos > 0 ? done : undefined,
     };
     this.queue.push(item);
@@ -290,7 +296,11 @@ export class StoreWriter implements BrokerStore {
     return refused;
   }
 
-  /** Rows in MESSAGE_COLUMNS order; the JSON column gets the payload's own bytes when they are JSON. */
+  /**
+   * Rows in MESSAGE_COLUMNS order, then PROPERTY_COLUMNS for a message with properties. The JSON
+   * column gets the payload's own bytes when they are JSON: as declared by the publisher (MQTT 5),
+   * else as guessed.
+   */
   private async toRows(batch: Pending[]): Promise<unknown[][]> {
     await this.reserveIds(batch.length);
     const rows: unknown[][] = new Array(batch.length);
@@ -299,8 +309,10 @@ export class StoreWriter implements BrokerStore {
       const range = this.ids[0];
       const id = range[0]++;
       if (range[0] === range[1]) this.ids.shift();
-      const json = isJsonPayload(m.payload) ? m.payload : null;
-      rows[i] = [id, m.topic, m.payload, json, m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt];
+      const p = m.properties;
+      const json = p?.declaresJson ? declaredJsonPayload(m.payload) : isJsonPayload(m.payload) ? m.payload : null;
+      const row: unknown[] = [id, m.topic, m.payload, json, m.qos, m.retain, noNul(m.clientId), noNul(m.username), m.receivedAt];
+      rows[i] = p === null ? row : row.concat(p.columns);
     }
     return rows;
   }
@@ -323,7 +335,9 @@ export class StoreWriter implements BrokerStore {
   /** One batch in one COPY; with batches beside it, its commit waits for `earlier`'s. */
   private async insert(rows: unknown[][], earlier?: Promise<void>): Promise<void> {
     const beforeCommit = earlier && this.maxInFlight > 1 ? () => earlier : undefined;
-    await this.opts.db.copyRows('messages', MESSAGE_COLUMNS, rows, { beforeCommit });
+    // A shorter row is NULL in the columns it lacks (copy-binary.ts).
+    const columns = rows.some((r) => r.length > MESSAGE_COLUMNS.length) ? COLUMNS_WITH_PROPERTIES : MESSAGE_COLUMNS;
+    await this.opts.db.copyRows('messages', columns, rows, { beforeCommit });
   }
 
   /** Resolves once everything queued so far is committed (graceful shutdown). */

@@ -21,12 +21,20 @@ export interface PumpResult {
   enqueued: number;
 }
 
-/** The message as a webhook event's data; the same shape as the API's stored messages. */
+/**
+ * The message as a webhook event's data; the same shape as the API's stored messages (messageView
+ * in api/routes/messages.ts), `properties` included: the present ones, or null.
+ */
 const EVENT_DATA_SQL = `jsonb_build_object(
     'id', m.id::text, 'topic', m.topic, 'qos', m.qos, 'retain', m.retain,
     'client_id', m.client_id, 'username', m.username, 'received_at', m.received_at,
     'encoding', CASE WHEN m.payload_json IS NULL THEN 'base64' ELSE 'json' END,
-    'payload', coalesce(m.payload_json, to_jsonb(translate(encode(m.payload, 'base64'), E'\\n', ''))))`;
+    'payload', coalesce(m.payload_json, to_jsonb(translate(encode(m.payload, 'base64'), E'\\n', ''))),
+    'properties', CASE WHEN num_nonnulls(m.content_type, m.payload_format, m.user_properties, m.response_topic, m.correlation_data, m.message_expiry_interval) > 0
+      THEN jsonb_strip_nulls(jsonb_build_object(
+        'content_type', m.content_type, 'payload_format', m.payload_format, 'user_properties', m.user_properties,
+        'response_topic', m.response_topic, 'correlation_data', translate(encode(m.correlation_data, 'base64'), E'\\n', ''),
+        'message_expiry_interval', m.message_expiry_interval)) END)`;
 
 export async function pumpMessages(db: Db, hasMessageHooks: boolean): Promise<PumpResult> {
   return db.transaction(async (tx) => {

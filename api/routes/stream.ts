@@ -19,9 +19,9 @@ import { ApiErrors } from '../errors.js';
 import { historyRateLimit } from '../history-limits.js';
 import { followAccess, readerOf } from '../readers.js';
 import { topicCondition } from '../topic-sql.js';
-import { messageSchema, messageView, type MessageRow } from './messages.js';
+import { PROPERTY_COLUMN_NAMES, messageSchema, messageView, type MessageRow } from './messages.js';
 
-const COLUMNS = 'm.id::text AS id, m.topic, m.payload, m.payload_json, m.qos, m.retain, m.client_id, m.username, m.received_at';
+const COLUMNS = `m.id::text AS id, m.topic, m.payload, m.payload_json, m.qos, m.retain, m.client_id, m.username, m.received_at, ${PROPERTY_COLUMN_NAMES.map((c) => `m.${c}`).join(', ')}`;
 const SSE_PAGE = 500;
 /** A reader polls this often when nothing wakes it (no broker in this process, or a quiet one). */
 const IDLE_POLL_MS = 250;

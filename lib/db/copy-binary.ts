@@ -83,8 +83,9 @@ function writeValue(out: Out, at: number, type: CopyType, value: unknown): numbe
 }
 
 /**
- * One COPY ... WITH (FORMAT binary) input holding all rows; null or undefined is SQL NULL. The
- * result has an ArrayBuffer of its own (not Node's shared pool): it may be transferred to a worker.
+ * One COPY ... WITH (FORMAT binary) input holding all rows; null, undefined or missing (a row
+ * shorter than `columns`) is SQL NULL. The result has an ArrayBuffer of its own (not Node's shared
+ * pool): it may be transferred to a worker.
  */
 export function encodeCopyBinary(columns: readonly CopyColumn[], rows: readonly (readonly unknown[])[]): Buffer {
   const width = columns.length;

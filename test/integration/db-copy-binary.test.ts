@@ -45,6 +45,19 @@ describe.each(BACKENDS)('binary COPY on %s', (backend) => {
     ]);
   });
 
+  it('stores NULL in the columns a row shorter than the column list lacks (a 3.1.1 message beside a v5 one)', async () => {
+    const rows = [
+      [10n, 10, true, 'all seven', Buffer.from([1]), '{"v":5}', new Date('2026-01-01T00:00:00.000Z')],
+      [11n, 11, false],
+    ];
+    await t.db.copyRows('copy_check', COLUMNS, rows);
+    const got = await t.db.query<Row>('SELECT n::text AS n, s, b, t, bytes, j, at FROM copy_check WHERE s IN (10, 11) ORDER BY s');
+    expect(got.rows).toEqual([
+      { n: '10', s: 10, b: true, t: 'all seven', bytes: Buffer.from([1]), j: { v: 5 }, at: new Date('2026-01-01T00:00:00.000Z') },
+      { n: '11', s: 11, b: false, t: null, bytes: null, j: null, at: null },
+    ]);
+  });
+
   it('refuses a batch holding text the database cannot take, and stores none of it', async () => {
     const before = await t.db.query<{ n: string }>('SELECT count(*)::text AS n FROM copy_check');
     const rows = [
