@@ -229,6 +229,68 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
   });
 });
 
+describe('MQTT 5 timers (MQTT.js over TCP)', () => {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('3.3.2.3.3: a retained message is given with its remaining expiry interval, and once expired to nobody; one queued for an offline session likewise', async () => {
+    const base = `v5/expiry/${uniqueId('exp')}`;
+    const pub = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    await pub.publishAsync(`${base}/retained`, 'short-lived', { qos: 1, retain: true, properties: { messageExpiryInterval: 3 } });
+
+    const clientId = uniqueId('exp-session');
+    const away = await connectV5('mqtt', { clientId, clean: false, properties: { sessionExpiryInterval: 300 } });
+    await away.client.subscribeAsync(`${base}/queued/#`, { qos: 1 });
+    await away.client.endAsync();
+    await pub.publishAsync(`${base}/queued/gone`, 'expires while away', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await pub.publishAsync(`${base}/queued/kept`, 'outlives the absence', { qos: 1, properties: { messageExpiryInterval: 30 } });
+    await pause(1500);
+
+    const early = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    const earlyPackets: mqtt.IPublishPacket[] = [];
+    early.on('message', (_t, _p, packet) => earlyPackets.push(packet));
+    await early.subscribeAsync(`${base}/retained`, { qos: 1 });
+    expect(await until(() => earlyPackets.length === 1, 2000)).toBe(true);
+    expect(String(earlyPackets[0].payload)).toBe('short-lived');
+    // 3 s published, 1.5 s gone: 2 left (rounded up), never more than it was given.
+    expect(earlyPackets[0].properties?.messageExpiryInterval).toBeGreaterThanOrEqual(1);
+    expect(earlyPackets[0].properties?.messageExpiryInterval).toBeLessThanOrEqual(2);
+
+    const back = mqtt.connect(brokerUrl(t, 'mqtt'), { protocolVersion: 5, reconnectPeriod: 0, ...TEST_ADMIN, clientId, clean: false, properties: { sessionExpiryInterval: 300 } });
+    const queued: mqtt.IPublishPacket[] = [];
+    back.on('message', (_t, _p, packet) => queued.push(packet));
+    await new Promise((resolve, reject) => back.once('connect', resolve).once('error', reject));
+    await pause(800);
+    expect(queued.map((p) => String(p.payload))).toEqual(['outlives the absence']);
+    expect(queued[0].properties?.messageExpiryInterval).toBeLessThanOrEqual(29);
+
+    await pause(1700);
+    const late = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    const lateMessages = collect(late, 1, 800);
+    await late.subscribeAsync(`${base}/retained`, { qos: 1 });
+    expect(await lateMessages).toEqual([]);
+    await Promise.all([pub, early, back, late].map((c) => c.endAsync()));
+  });
+
+  it('3.1.3.2.2: a will with a Will Delay Interval is published that long after the connection is lost, not at once', async () => {
+    const topic = `v5/will-delay/${uniqueId('will')}`;
+    const watcher = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    await watcher.subscribeAsync(topic, { qos: 1 });
+    const arriving = collect(watcher, 1, 6000);
+    const { client } = await connectV5('mqtt', {
+      clientId: uniqueId('will-delay'),
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic, payload: Buffer.from('gone'), qos: 1, retain: false, properties: { willDelayInterval: 2 } },
+    });
+    const lost = Date.now();
+    (client as unknown as { stream: { destroy(): void } }).stream.destroy(); // no DISCONNECT: the connection is lost
+    const got = await arriving;
+    expect(got.map((m) => String(m.payload))).toEqual(['gone']);
+    expect(Date.now() - lost).toBeGreaterThanOrEqual(1900);
+    client.end(true);
+    await watcher.endAsync();
+  });
+});
+
 describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
   /** A v5 CONNECT as the test's superuser, and the CONNACK it got. */
   async function connect5(keepalive = 60): Promise<{ client: RawClient; connack: mqttPacket.IConnackPacket }> {
