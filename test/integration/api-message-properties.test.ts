@@ -276,11 +276,11 @@ describe.each(BACKENDS)('stored MQTT 5 properties (%s)', (backend: BackendName) 
     const declared: Properties = { payloadFormatIndicator: true, contentType: 'application/json', userProperties: { why: 'broken' } };
     const cases: Array<[string, Buffer]> = [
       ['props/broken/truncated', Buffer.from('{"reading":')],
-      ['props/broken/not-utf8', Buffer.from([0x22, 0xff, 0xfe, 0x22])],
       ['props/broken/nul', Buffer.from('"\\u0000"')], // JSON, but jsonb cannot hold U+0000
       ['props/broken/empty', Buffer.alloc(0)],
     ];
-    // publishAsync rejects on a PUBACK reason code of 0x80 or more: resolving is acceptance.
+    // publishAsync rejects on a PUBACK reason code of 0x80 or more: resolving is acceptance. (A payload
+    // declared UTF-8 that is not is refused with 0x99: test/integration/mqtt5-clients.test.ts.)
     for (const [topic, payload] of cases) await v5.publishAsync(topic, payload, { qos: 1, properties: declared });
     for (const [topic, payload] of cases) {
       const stored = await onlyMessage(t, topic);
