@@ -15,7 +15,7 @@
  */
 import type { Connection } from './core.js';
 import type { BrokerAuth } from './broker.js';
-import { DISCONNECT_REASON, closeWithReason, remoteAddressOf, tlsSocketOf, whenClosed } from './aedes/connection.js';
+import { DISCONNECT_REASON, closeWithReason, keepsSession, remoteAddressOf, tlsSocketOf, whenClosed } from './aedes/connection.js';
 import type { Config } from '../lib/config.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
@@ -185,7 +185,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
     const session = sessions.get(client);
     if (config.ROOST_CLIENT_ID_TAKEOVER === 'any' || !session) return next();
     const username = usernameOf(client);
-    const online = holder && holder !== client && !holder.closed ? { username: usernameOf(holder), clean: holder.clean } : undefined;
+    const online = holder && holder !== client && !holder.closed ? { username: usernameOf(holder), clean: !keepsSession(holder) } : undefined;
     holders.decide(client.id, username, online).then((verdict) => {
       if (verdict.allowed) {
         storedOwner.set(client, verdict.stored);
@@ -203,7 +203,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
 
   const accepted: AuthHooks['accepted'] = (client) => {
     if (config.ROOST_CLIENT_ID_TAKEOVER === 'any' || !sessions.has(client)) return;
-    holders.accepted(client.id, usernameOf(client), client.clean, storedOwner.get(client));
+    holders.accepted(client.id, usernameOf(client), !keepsSession(client), storedOwner.get(client));
   };
 
   const mayPublish: AuthHooks['mayPublish'] = (client, message) => {

@@ -12,6 +12,7 @@
  *   deliver    (conn, message) → true | false (this connection does not get it); synchronous, per subscriber
  * They run in the order they were added, which server/roost.ts keeps in one place.
  */
+import type { SessionExpiryStore } from './session-expiry.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 
@@ -149,5 +150,11 @@ export interface BrokerCore {
   retained(filters: string[]): AsyncIterable<Message>;
   /** Serves one accepted connection (a TCP/TLS socket, or a WebSocket stream with its upgrade request). */
   handle(stream: Duplex, req?: IncomingMessage): void;
+  /**
+   * MQTT 5 session expiry kept in `store` rather than in a timer of this process: from now on a
+   * session due there is wiped by this node's sweep unless a client with its id is live here or, per
+   * `liveElsewhere`, on another node. Returns the stop (the sweep ends; pending writes are awaited).
+   */
+  keepSessionExpiry(store: SessionExpiryStore, liveElsewhere?: (clientIds: string[]) => Promise<Set<string>>): () => Promise<void>;
   close(): Promise<void>;
 }

@@ -13,6 +13,7 @@ import { createSessionStore } from '../broker/aedes/session-store.js';
 import { createAuthHooks, type AuthHooks } from '../broker/auth-hooks.js';
 import { createPresence, type Presence } from '../broker/presence.js';
 import { joinCluster } from '../broker/cluster.js';
+import { sqlSessionExpiry } from '../broker/session-expiry.js';
 import { openClusterRegistry } from '../broker/cluster-registry.js';
 import { startSysStats } from '../broker/sys-stats.js';
 import { startRetainedMirror } from '../broker/retained-mirror.js';
@@ -228,6 +229,14 @@ export async function startRoost(config: Config, opts: { log?: Logger } = {}): P
       ? await joinCluster({ redisUrl: config.REDIS_URL, db, core: broker, presence, metrics, address: config.ROOST_NODE_ADDRESS, log: log.child({ component: 'cluster' }) })
       : undefined;
     if (clusterNode) cleanups.push(() => clusterNode.leave());
+    // MQTT 5 session expiry in the database, swept by every node (broker/session-expiry.ts); stopped by broker.close().
+    broker.keepSessionExpiry(
+      sqlSessionExpiry(db),
+      clusterNode && (async (ids) => {
+        const live = await clusterNode.registry.clients();
+        return new Set(live.map((c) => c.clientId).filter((id) => ids.includes(id)));
+      }),
+    );
     if (config.REDIS_URL) {
       const stopMirror = startRetainedMirror(broker, db, log.child({ component: 'retained-mirror' }));
       cleanups.push(stopMirror);

@@ -60,6 +60,15 @@ export function protocolLevel(conn: Connection | object): 3 | 4 | 5 | undefined 
   return ((conn as ClientFields).version ?? undefined) as 3 | 4 | 5 | undefined;
 }
 
+/**
+ * Whether the connection's session outlives it: CleanSession 0 in MQTT 3.1.1; in MQTT 5 a Session
+ * Expiry Interval above 0, whatever Clean Start said (Aedes 2 keeps it in sessionExpiryInterval).
+ */
+export function keepsSession(conn: Connection): boolean {
+  const c = conn as unknown as { version?: number | null; sessionExpiryInterval?: number };
+  return c.version === 5 ? (c.sessionExpiryInterval ?? 0) > 0 : !conn.clean;
+}
+
 /** MQTT 5 DISCONNECT reason codes (3.14.2.1) Roost sends. */
 export const DISCONNECT_REASON = { administrativeAction: 0x98 } as const;
 

@@ -39,7 +39,7 @@ import { publishFastLane } from './publish-fast-lane.js';
 import { PublishRefused, PublishRunner } from './publish-steps.js';
 import { acknowledgeQos1AfterPublish } from './qos1-ack-after-publish.js';
 import { restoreAedes12Fixes } from './upstream-fixes.js';
-import { completeMqtt5 } from './mqtt5.js';
+import { completeMqtt5, keepSessionExpiry } from './mqtt5.js';
 import { setConnackReasonCode } from './connack.js';
 import { protocolLevel } from './connection.js';
 
@@ -200,6 +200,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   };
   const emitter = broker as unknown as { on(e: string, fn: (...a: never[]) => void): void; off(e: string, fn: (...a: never[]) => void): void };
 
+  const afterClose: Array<() => Promise<void>> = [];
   const core: BrokerCore = {
     id: broker.id,
     get connectionCount() {
@@ -242,7 +243,16 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     handle(stream: Duplex, req?: IncomingMessage) {
       broker.handle(stream, req);
     },
-    close: () => new Promise<void>((resolve) => broker.close(() => resolve())),
+    keepSessionExpiry(store, liveElsewhere) {
+      const stop = keepSessionExpiry(broker, store, { log: opts.log, liveElsewhere });
+      afterClose.push(stop);
+      return stop;
+    },
+    // The clients Aedes closes on the way out schedule their session expiry: those writes end first.
+    close: async () => {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await Promise.all(afterClose.map((stop) => stop()));
+    },
   };
   cores.set(core, broker);
   return core;

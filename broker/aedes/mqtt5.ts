@@ -66,3 +66,116 @@ export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number } =
     };
   });
 }
+
+/** A Session Expiry Interval of 0xFFFFFFFF: the session never expires (3.1.2.11.2). */
+const NEVER_EXPIRES = 0xffffffff;
+/** How often a node looks for sessions whose expiry has come. */
+const SWEEP_MS = 1000;
+
+interface ExpiryInternals {
+  _takingOver: Set<string>;
+  clients: Record<string, unknown>;
+  id: string;
+  scheduleSessionExpiry(client: Client): void;
+  clearSessionExpiry(clientId: string): void;
+  _wipeSession(client: object): void;
+  persistence: {
+    outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>;
+    outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>;
+  };
+}
+
+export interface SessionExpiryKeeper {
+  schedule(clientId: string, seconds: number): Promise<void>;
+  cancel(clientId: string): Promise<void>;
+  due(limit?: number): Promise<string[]>;
+}
+
+/**
+ * Session expiry in a store shared by every node and kept across restarts, for what Aedes 2 does with
+ * a timer in the memory of the node the client left (aedes.js scheduleSessionExpiry): a session whose
+ * node restarted was never wiped, and one whose client reconnected to another node was wiped by the
+ * first node's timer. Here a v5 client leaving with an interval schedules a row; a client connecting
+ * with the id cancels it; a due session not live anywhere is wiped as Aedes would (_wipeSession:
+ * subscriptions, will, queued messages; protocol-guards.ts ends its record with it).
+ */
+export function keepSessionExpiry(
+  broker: Aedes,
+  store: SessionExpiryKeeper,
+  opts: { log: { warn(obj: object, msg: string): void }; liveElsewhere?: (clientIds: string[]) => Promise<Set<string>> },
+): () => Promise<void> {
+  const internals = broker as unknown as ExpiryInternals;
+  const pending = new Set<Promise<void>>();
+  const track = (p: Promise<void>) => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+
+  const schedule = internals.scheduleSessionExpiry;
+  internals.scheduleSessionExpiry = function scheduleInStore(this: ExpiryInternals, client: Client) {
+    const c = client as unknown as { id: string; version?: number | null; sessionExpiryInterval?: number };
+    const interval = c.sessionExpiryInterval ?? 0;
+    // Also while the broker shuts down (Aedes then arranges nothing): the restart must find it.
+    if (c.version === 5 && interval > 0 && interval < NEVER_EXPIRES && !this._takingOver.has(c.id)) {
+      this.clearSessionExpiry(c.id);
+      track(
+        store.schedule(c.id, interval).catch((err: Error) => {
+          opts.log.warn({ clientId: c.id, err: err.message }, 'could not store the session expiry; this node keeps a timer instead');
+          schedule.call(this, client);
+        }),
+      );
+      return;
+    }
+    schedule.call(this, client);
+  };
+  const events = broker as unknown as { on(e: 'client', fn: (client: Client) => void): void; off(e: 'client', fn: (client: Client) => void): void };
+  const onClient = (client: Client) => {
+    track(store.cancel(client.id).catch((err: Error) => opts.log.warn({ clientId: client.id, err: err.message }, 'could not cancel a session expiry')));
+  };
+  events.on('client', onClient);
+
+  const wipe = async (clientId: string) => {
+    const persistence = internals.persistence;
+    const session = {
+      id: clientId,
+      // What Aedes's Client.emptyOutgoingQueue does, for a client that is not here.
+      emptyOutgoingQueue(done: () => void) {
+        (async () => {
+          const queued: Array<{ messageId?: number }> = [];
+          for await (const packet of persistence.outgoingStream({ id: clientId })) queued.push(packet);
+          for (const packet of queued) await persistence.outgoingClearMessageId({ id: clientId }, packet).catch(() => {});
+        })().then(done, done);
+      },
+    };
+    internals._wipeSession(session);
+  };
+
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      const due = await store.due();
+      if (due.length === 0) return;
+      const elsewhere = opts.liveElsewhere ? await opts.liveElsewhere(due) : new Set<string>();
+      for (const clientId of due) {
+        if (internals.clients[clientId] || elsewhere.has(clientId)) continue; // connected again: not this session's end
+        await wipe(clientId);
+        (broker as unknown as { emit(e: string, c: object): void }).emit('sessionExpired', { id: clientId });
+      }
+    } catch (err) {
+      opts.log.warn({ err: (err as Error).message }, 'session expiry sweep failed; it runs again in a second');
+    } finally {
+      sweeping = false;
+    }
+  };
+  const timer = setInterval(() => void sweep(), SWEEP_MS);
+  timer.unref();
+  void sweep();
+
+  return async () => {
+    clearInterval(timer);
+    events.off('client', onClient);
+    await Promise.all([...pending]);
+  };
+}
