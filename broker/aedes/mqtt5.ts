@@ -5,6 +5,8 @@
  *                (lib/handlers/connect.js keepaliveTimeout emits 'error'), which drops anything
  *                written just before; a v5 client is instead sent DISCONNECT 0x8D (Keep alive
  *                timeout, 3.14.2.1) and closed once it is written, with the same 'clientError'
+ *   max packet   Aedes 2 keeps the client's Maximum Packet Size and sends larger packets anyway; a
+ *                PUBLISH over it is discarded as if sent (MQTT-3.1.2-24, outgoing-flows.ts)
  *   receive max  Aedes 2 advertises Receive Maximum and does not enforce it (aedes.js
  *                receiveMaximum: "advisory"); a v5 client with more QoS 1/2 PUBLISHes unacknowledged
  *                than that gets DISCONNECT 0x93 (Receive Maximum exceeded, MQTT-3.3.4-9)
@@ -14,7 +16,7 @@
  * session (upstream-fixes.ts).
  */
 import type { Aedes, Client } from 'aedes';
-import { noteInboundPublish } from './outgoing-flows.js';
+import { limitOutgoingPackets, noteInboundPublish } from './outgoing-flows.js';
 
 /** MQTT 5 DISCONNECT reason 0x8D (3.14.2.1). */
 const KEEP_ALIVE_TIMEOUT = 0x8d;
@@ -32,6 +34,18 @@ interface V5Client {
 const RECEIVE_MAXIMUM_EXCEEDED = 0x93;
 
 export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number } = {}): void {
+  // MQTT-3.1.2-24: never send a v5 client a packet over its Maximum Packet Size (Aedes 2 stores the
+  // value, connect.js: "nor honour the client's maximumPacketSize"). Such a PUBLISH is discarded as if
+  // sent: a QoS 1/2 one leaves the session's queue.
+  const persistence = (broker as unknown as { persistence: { outgoingClearMessageId(client: Client, packet: object): Promise<unknown> } }).persistence;
+  (broker as unknown as { on(e: 'client', fn: (client: Client) => void): void }).on('client', (client) => {
+    const c = client as unknown as { version?: number | null; maximumPacketSize?: number; conn: object; clean: boolean };
+    if (c.version !== 5 || !c.maximumPacketSize) return;
+    limitOutgoingPackets(c.conn, c.maximumPacketSize, (packet) => {
+      if ((packet.qos ?? 0) > 0 && packet.messageId !== undefined) persistence.outgoingClearMessageId(client, packet).catch(() => {});
+    });
+  });
+
   const receiveMaximum = opts.receiveMaximum;
   if (receiveMaximum) {
     // Outermost of the authorizePublish wrappers: a PUBLISH over the window goes no further.

@@ -29,6 +29,7 @@ export function setAckReason(conn: object, messageId: number, reasonCode: number
 }
 
 type WriteToStream = (packet: WrittenPacket, stream: object, opts?: unknown) => boolean;
+export type { WrittenPacket };
 
 const flowsOf = new WeakMap<object, OutgoingFlows>();
 let tracking = false;
@@ -41,7 +42,16 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
   if (tracking) return;
   tracking = true;
   const writeToStream = mqttPacket.writeToStream;
+  const generate = (mqttPacket as unknown as { generate(packet: object, opts?: object): Buffer }).generate;
   mqttPacket.writeToStream = function writeToStreamNoted(packet, stream, opts) {
+    if (packet.cmd === 'publish') {
+      const limit = packetLimits.get(stream);
+      // MQTT-3.1.2-24: a packet over the client's Maximum Packet Size is not sent; Roost behaves as if it had been.
+      if (limit && generate(packet as never, opts as never).length > limit.max) {
+        limit.discard(packet);
+        return true;
+      }
+    }
     if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
     else if (packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubcomp') {
       if (packet.cmd !== 'pubcomp' && packet.reasonCode === NOT_AUTHORIZED) {
@@ -59,6 +69,17 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
   };
   // mqtt-packet's own setting on the function (writeToStream.cacheNumbers) stays reachable.
   Object.defineProperty(mqttPacket.writeToStream, 'cacheNumbers', Object.getOwnPropertyDescriptor(writeToStream, 'cacheNumbers') ?? { value: true });
+}
+
+/** Per connection: the client's MQTT 5 Maximum Packet Size, and what to do with a PUBLISH over it. */
+const packetLimits = new WeakMap<object, { max: number; discard(packet: WrittenPacket): void }>();
+
+/**
+ * From now on a PUBLISH to this connection larger than `max` bytes (the client's Maximum Packet
+ * Size, 3.1.2.11.4) is not written; `discard` is told (a QoS 1/2 one is to leave the session's queue).
+ */
+export function limitOutgoingPackets(conn: object, max: number, discard: (packet: WrittenPacket) => void): void {
+  packetLimits.set(conn, { max, discard });
 }
 
 /** Per connection: the identifiers of the client's QoS 1/2 PUBLISHes not yet acknowledged to the end. */

@@ -218,6 +218,29 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
     await Promise.all([v5sub, v4sub, pub].map((c) => c.endAsync()));
   });
 
+  it('MQTT-3.1.2-24: a message over the client\'s Maximum Packet Size is not sent to it, live or queued; the others are and the connection stays up', async () => {
+    const base = `v5/max-packet/${uniqueId(transport)}`;
+    const clientId = uniqueId(`v5-small-${transport}`);
+    const small = await connectClient(t, transport, { protocolVersion: 5, clientId, clean: false, properties: { maximumPacketSize: 256, sessionExpiryInterval: 300 } });
+    await small.subscribeAsync(`${base}/#`, { qos: 1 });
+    const live = collect(small, 3, 1500);
+    const pub = await connectClient(t, transport, { protocolVersion: 5 });
+    await pub.publishAsync(`${base}/a`, 'before', { qos: 1 });
+    await pub.publishAsync(`${base}/b`, Buffer.alloc(300, 0x62), { qos: 1 });
+    await pub.publishAsync(`${base}/c`, 'after', { qos: 0 });
+    expect((await live).map((m) => String(m.payload))).toEqual(['before', 'after']);
+    expect(small.connected).toBe(true);
+    await small.endAsync();
+
+    await pub.publishAsync(`${base}/d`, Buffer.alloc(300, 0x64), { qos: 1 });
+    await pub.publishAsync(`${base}/e`, 'queued', { qos: 1 });
+    const back = mqtt.connect(brokerUrl(t, transport), { protocolVersion: 5, reconnectPeriod: 0, ...TEST_ADMIN, clientId, clean: false, properties: { maximumPacketSize: 256, sessionExpiryInterval: 0 } });
+    const queued = collect(back, 3, 1500);
+    await new Promise((resolve, reject) => back.once('connect', resolve).once('error', reject));
+    expect((await queued).map((m) => String(m.payload))).toEqual(['queued']);
+    await Promise.all([back.endAsync(), pub.endAsync()]);
+  });
+
   it('MQTT-3.14.2.1: an admin kick sends the v5 client DISCONNECT 0x98 (administrative action) before the close', async () => {
     const clientId = uniqueId(`v5-kick-${transport}`);
     const { client } = await connectV5(transport, { clientId });
