@@ -103,3 +103,8 @@ export function flowsOfConnection(conn: object): OutgoingFlows {
   flowsOf.set(conn, flows);
   return flows;
 }
+
+/** The flows noted on a connection (undefined before guardConnection set them up). */
+export function outgoingFlowsOf(conn: object): OutgoingFlows | undefined {
+  return flowsOf.get(conn);
+}

@@ -20,6 +20,13 @@ interface WrittenPacket {
 /** What one client owes Roost for each identifier Roost sent it. */
 export class OutgoingFlows {
   readonly #owed = new Map<number, Ack>();
+  /** Told each time a flow ends (its PUBACK or PUBCOMP taken): a slot of the client's Receive Maximum is free. */
+  onSettled: (() => void) | undefined;
+
+  /** QoS 1/2 flows sent and not yet acknowledged to the end. */
+  get inFlight(): number {
+    return this.#owed.size;
+  }
 
   sent(packet: WrittenPacket): void {
     if (packet.messageId === undefined) return;
@@ -34,7 +41,10 @@ export class OutgoingFlows {
     // A PUBREC repeated while Roost's PUBREL is on its way, or after it, only gets the PUBREL again.
     if (cmd === 'pubrec' && owed === 'pubcomp') return undefined;
     if (cmd !== owed) return new ProtocolViolation('ROOST_ERR_WRONG_ACK');
-    if (cmd !== 'pubrec') this.#owed.delete(messageId); // after a PUBREC, the PUBREL Roost writes notes PUBCOMP
+    if (cmd !== 'pubrec') {
+      this.#owed.delete(messageId); // after a PUBREC, the PUBREL Roost writes notes PUBCOMP
+      this.onSettled?.();
+    }
     return undefined;
   }
 }

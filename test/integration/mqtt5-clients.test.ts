@@ -10,7 +10,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ADMIN, api, brokerUrl, collect, connectClient, until, type TestRoost } from '../helpers/roost.js';
 import type mqttPacket from 'mqtt-packet';
-import { ackBytes, connect5Bytes, publish5Bytes, publishBytes } from '../protocol/bytes.js';
+import { ackBytes, connect5Bytes, publish5Bytes, publishBytes, subscribe5Bytes } from '../protocol/bytes.js';
 import type { RawClient } from '../protocol/raw-client.js';
 import { ADMIN_LOGIN, RAW_TRANSPORTS, open, startGuardedRoost, uniqueId } from '../protocol/suite.js';
 
@@ -374,6 +374,36 @@ describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
     const got = await arriving;
     expect(got.map((m) => String(m.payload)).sort()).toEqual([...Array.from({ length: RECEIVE_MAXIMUM }, (_, i) => `m${i + 1}`), 'fits'].sort());
     await watcher.endAsync();
+  });
+
+  it('MQTT-3.3.4-7: no more QoS 1 PUBLISHes unacknowledged towards a client than its own Receive Maximum; each PUBACK lets the next one out, in order', async () => {
+    const topic = `v5/client-receive-max/${uniqueId(transport)}`;
+    const client = await open(t, transport);
+    // Receive Maximum (0x21) 2.
+    client.send(connect5Bytes({ ...ADMIN_LOGIN, clientId: uniqueId(`rm-${transport}`), properties: Buffer.from([0x21, 0x00, 0x02]) }));
+    expect((await client.next()).packet).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+    client.send(subscribe5Bytes(1, [[topic, 1]]));
+    expect((await client.next()).packet).toMatchObject({ cmd: 'suback', granted: [1] });
+    const pub = await connectClient(t, transport, { protocolVersion: 5 });
+    for (let n = 1; n <= 5; n++) await pub.publishAsync(topic, `m${n}`, { qos: 1 });
+    const received: string[] = [];
+    const take = async (ms: number) => {
+      const frames = await client.drain(ms);
+      const publishes = frames.filter((f) => f.packet.cmd === 'publish').map((f) => f.packet as mqttPacket.IPublishPacket);
+      received.push(...publishes.map((p) => String(p.payload)));
+      return publishes;
+    };
+    let outstanding = await take(500);
+    expect(received).toEqual(['m1', 'm2']);
+    while (outstanding.length > 0) {
+      const [first, ...rest] = outstanding;
+      client.send(ackBytes(0x40, first.messageId!));
+      outstanding = [...rest, ...(await take(300))];
+      expect(outstanding.length).toBeLessThanOrEqual(2);
+    }
+    expect(received).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+    client.end();
+    await pub.endAsync();
   });
 
   it('MQTT-3.3.2-2 (will topic): a v5 CONNECT whose will topic holds a wildcard is closed without CONNACK; nothing is stored as a will', async () => {

@@ -59,8 +59,11 @@ export function connectBytes(c: RawConnect = {}): Buffer {
   return frame(0x10, header, ...payload);
 }
 
-/** An MQTT 5 CONNECT (level 5) with no properties: a zero properties length after the keep alive (and before a will). */
-export function connect5Bytes(c: RawConnect = {}): Buffer {
+/**
+ * An MQTT 5 CONNECT (level 5): `properties` (raw property bytes, under 128) after the keep alive, or
+ * none; a will has no properties.
+ */
+export function connect5Bytes(c: RawConnect & { properties?: Buffer } = {}): Buffer {
   let flags = c.clean === false ? 0 : 0x02;
   if (c.will) flags |= 0x04 | ((c.will.qos ?? 0) << 3) | (c.will.retain ? 0x20 : 0);
   if (c.username !== undefined) flags |= 0x80;
@@ -69,8 +72,14 @@ export function connect5Bytes(c: RawConnect = {}): Buffer {
   if (c.will) payload.push(Buffer.from([0]), mqttString(c.will.topic), mqttString(c.will.payload ?? Buffer.alloc(0)));
   if (c.username !== undefined) payload.push(mqttString(c.username));
   if (c.password !== undefined) payload.push(mqttString(c.password));
-  const header = Buffer.concat([mqttString(c.protocolName ?? 'MQTT'), Buffer.from([5, c.flags ?? flags]), u16(c.keepalive ?? 60), Buffer.from([0])]);
+  const properties = c.properties ?? Buffer.alloc(0);
+  const header = Buffer.concat([mqttString(c.protocolName ?? 'MQTT'), Buffer.from([5, c.flags ?? flags]), u16(c.keepalive ?? 60), Buffer.from([properties.length]), properties]);
   return frame(0x10, header, ...payload);
+}
+
+/** An MQTT 5 SUBSCRIBE with no properties; each filter's options byte is its maximum QoS. */
+export function subscribe5Bytes(messageId: number, filters: Array<[Str, number]>): Buffer {
+  return frame(0x82, u16(messageId), Buffer.from([0]), ...filters.map(([f, qos]) => Buffer.concat([mqttString(f), Buffer.from([qos])])));
 }
 
 /** An MQTT 5 PUBLISH with no properties: a zero properties length after the packet identifier. */
