@@ -1,5 +1,6 @@
 # Roost production image: built TypeScript, production dependencies only.
-FROM node:20-bookworm-slim AS build
+# Node 22 LTS, the major .ci/run tests besides the default (test/unit/node-version.test.ts keeps them the same).
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -15,7 +16,7 @@ COPY test/helpers test/helpers
 COPY ui ui
 RUN npm run build
 
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production
 # A container is reached from outside it: listen on every interface, which also ends the
 # loopback-only mode (anonymous clients are refused; README "Devices, passwords and topic rules").
