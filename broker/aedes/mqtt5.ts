@@ -7,9 +7,9 @@
  *                timeout, 3.14.2.1) and closed once it is written, with the same 'clientError'
  *   max packet   Aedes 2 keeps the client's Maximum Packet Size and sends larger packets anyway; a
  *                PUBLISH over it is discarded as if sent (MQTT-3.1.2-24, outgoing-flows.ts)
- *   receive max  Aedes 2 keeps the client's Receive Maximum and sends every delivery at once; live
- *   (client's)   QoS 1/2 deliveries beyond it wait here until a PUBACK/PUBCOMP frees a slot
- *                (MQTT-3.3.4-7); the queue a resumed session is sent at CONNECT is not held back yet
+ *   receive max  Aedes 2 keeps the client's Receive Maximum and sends every delivery at once; QoS 1/2
+ *   (client's)   PUBLISHes beyond it, live or from a resumed session's queue, wait until a PUBACK or
+ *                PUBCOMP frees a slot (MQTT-3.3.4-7, outgoing-flows.ts)
  *   receive max  Aedes 2 advertises Roost's Receive Maximum and does not enforce it (aedes.js
  *                receiveMaximum: "advisory"); a v5 client with more QoS 1/2 PUBLISHes unacknowledged
  *                than that gets DISCONNECT 0x93 (Receive Maximum exceeded, MQTT-3.3.4-9)
@@ -19,7 +19,7 @@
  * session (upstream-fixes.ts).
  */
 import type { Aedes, Client } from 'aedes';
-import { limitOutgoingPackets, noteInboundPublish, outgoingFlowsOf } from './outgoing-flows.js';
+import { limitInFlight, limitOutgoingPackets, noteInboundPublish } from './outgoing-flows.js';
 
 /** MQTT 5 DISCONNECT reason 0x8D (3.14.2.1). */
 const KEEP_ALIVE_TIMEOUT = 0x8d;
@@ -49,7 +49,7 @@ export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number } =
         if ((packet.qos ?? 0) > 0 && packet.messageId !== undefined) persistence.outgoingClearMessageId(client, packet).catch(() => {});
       });
     }
-    if (c.receiveMaximum !== undefined && c.receiveMaximum < 65_535) holdBeyondReceiveMaximum(client, c.receiveMaximum);
+    if (c.receiveMaximum !== undefined && c.receiveMaximum < 65_535) limitInFlight(c.conn, c.receiveMaximum);
   });
 
   const receiveMaximum = opts.receiveMaximum;
@@ -198,43 +198,4 @@ export function keepSessionExpiry(
     events.off('client', onClient);
     await Promise.all([...pending]);
   };
-}
-
-type DeliverQoS = (packet: { qos: number }, callback: () => void) => void;
-
-/** Live QoS 1/2 deliveries held back at most, per client, beyond its Receive Maximum; past it they are dropped (a persistent session keeps them queued). */
-const HELD_MAX = 10_000;
-
-/**
- * MQTT-3.3.4-7: at most `receiveMaximum` QoS 1/2 PUBLISHes unacknowledged towards the client. A
- * delivery over that waits in order; its callback runs at once, so that routing to other
- * subscribers goes on. A persistent session's copy stays in its queue meanwhile.
- */
-function holdBeyondReceiveMaximum(client: Client, receiveMaximum: number): void {
-  const c = client as unknown as { conn: object; deliverQoS: DeliverQoS; closed: boolean };
-  const flows = outgoingFlowsOf(c.conn);
-  if (!flows) return;
-  const deliverQoS = c.deliverQoS;
-  // Handed to Aedes and not yet written (or found not to be for this client).
-  let passing = 0;
-  const waiting: Array<{ qos: number }> = [];
-  const full = () => flows.inFlight + passing >= receiveMaximum;
-  const pass = (packet: { qos: number }, callback: () => void) => {
-    passing++;
-    deliverQoS.call(c, packet, () => {
-      passing--;
-      callback();
-      release();
-    });
-  };
-  const release = () => {
-    while (waiting.length > 0 && !full() && !c.closed) pass(waiting.shift()!, () => {});
-  };
-  c.deliverQoS = function heldToReceiveMaximum(packet, callback) {
-    if (packet.qos === 0) return deliverQoS.call(this, packet, callback);
-    if (waiting.length === 0 && !full()) return pass(packet, callback);
-    if (waiting.length < HELD_MAX) waiting.push(packet);
-    setImmediate(callback);
-  };
-  flows.onSettled = release;
 }

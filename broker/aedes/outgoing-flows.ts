@@ -32,6 +32,8 @@ type WriteToStream = (packet: WrittenPacket, stream: object, opts?: unknown) => 
 export type { WrittenPacket };
 
 const flowsOf = new WeakMap<object, OutgoingFlows>();
+/** mqtt-packet, once its writeToStream is wrapped: a waiting PUBLISH is written through the wrapper. */
+let mqttPacketRef: { writeToStream: WriteToStream } | undefined;
 let tracking = false;
 
 /**
@@ -41,6 +43,7 @@ let tracking = false;
 export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream }): void {
   if (tracking) return;
   tracking = true;
+  mqttPacketRef = mqttPacket;
   const writeToStream = mqttPacket.writeToStream;
   const generate = (mqttPacket as unknown as { generate(packet: object, opts?: object): Buffer }).generate;
   mqttPacket.writeToStream = function writeToStreamNoted(packet, stream, opts) {
@@ -49,6 +52,14 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
       // MQTT-3.1.2-24: a packet over the client's Maximum Packet Size is not sent; Roost behaves as if it had been.
       if (limit && generate(packet as never, opts as never).length > limit.max) {
         limit.discard(packet);
+        return true;
+      }
+    }
+    if (packet.cmd === 'publish' && (packet.qos ?? 0) > 0) {
+      const window = windows.get(stream);
+      // MQTT-3.3.4-7: beyond the client's Receive Maximum a QoS 1/2 PUBLISH waits (after any already waiting).
+      if (window && !window.releasing && (window.waiting.length > 0 || window.flows.inFlight >= window.max)) {
+        window.waiting.push([packet, opts]);
         return true;
       }
     }
@@ -82,6 +93,36 @@ export function limitOutgoingPackets(conn: object, max: number, discard: (packet
   packetLimits.set(conn, { max, discard });
 }
 
+/** Per connection: the client's MQTT 5 Receive Maximum and the QoS 1/2 PUBLISHes waiting for a slot. */
+const windows = new WeakMap<object, { max: number; flows: OutgoingFlows; waiting: Array<[WrittenPacket, unknown]>; releasing: boolean }>();
+
+/**
+ * From now on at most `max` QoS 1/2 PUBLISHes are unacknowledged towards this connection (the
+ * client's Receive Maximum, MQTT-3.3.4-7): the next wait, in order, and go out as PUBACKs and
+ * PUBCOMPs come in. For Aedes they are written (its write callback runs); a persistent session's
+ * copy stays in its queue, so one lost with the connection is sent again on resume. Live deliveries
+ * and the queue a resumed session is sent at CONNECT alike: both are written through here.
+ */
+export function limitInFlight(conn: object, max: number): void {
+  const flows = flowsOf.get(conn);
+  if (!flows) return;
+  const window = { max, flows, waiting: [] as Array<[WrittenPacket, unknown]>, releasing: false };
+  windows.set(conn, window);
+  flows.onSettled = () => {
+    if (window.releasing || (conn as { destroyed?: boolean }).destroyed === true) return;
+    window.releasing = true; // the one taken from the front is written, not queued again behind the rest
+    try {
+      while (window.waiting.length > 0 && flows.inFlight < max) {
+        const [packet, opts] = window.waiting.shift()!;
+        // Written through the wrapper (noted in the flows; one over the Maximum Packet Size discarded).
+        mqttPacketRef!.writeToStream(packet, conn, opts);
+      }
+    } finally {
+      window.releasing = false;
+    }
+  };
+}
+
 /** Per connection: the identifiers of the client's QoS 1/2 PUBLISHes not yet acknowledged to the end. */
 const inbound = new WeakMap<object, Set<number>>();
 
@@ -104,7 +145,3 @@ export function flowsOfConnection(conn: object): OutgoingFlows {
   return flows;
 }
 
-/** The flows noted on a connection (undefined before guardConnection set them up). */
-export function outgoingFlowsOf(conn: object): OutgoingFlows | undefined {
-  return flowsOf.get(conn);
-}

@@ -406,6 +406,43 @@ describe.each(RAW_TRANSPORTS)('raw MQTT 5 packets over %s', (transport) => {
     await pub.endAsync();
   });
 
+  it('MQTT-3.3.4-7: the queue a resumed session is sent at CONNECT keeps to the client\'s Receive Maximum too', async () => {
+    const topic = `v5/client-receive-max-queue/${uniqueId(transport)}`;
+    const clientId = uniqueId(`rmq-${transport}`);
+    // Receive Maximum (0x21) 2, Session Expiry Interval (0x11) 300.
+    const properties = Buffer.from([0x21, 0x00, 0x02, 0x11, 0x00, 0x00, 0x01, 0x2c]);
+    const first = await open(t, transport);
+    first.send(connect5Bytes({ ...ADMIN_LOGIN, clientId, clean: false, properties }));
+    expect((await first.next()).packet).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+    first.send(subscribe5Bytes(1, [[topic, 1]]));
+    expect((await first.next()).packet).toMatchObject({ cmd: 'suback', granted: [1] });
+    first.end();
+    await first.closedWithin(1000);
+    const pub = await connectClient(t, transport, { protocolVersion: 5 });
+    for (let n = 1; n <= 5; n++) await pub.publishAsync(topic, `q${n}`, { qos: 1 });
+
+    const back = await open(t, transport);
+    back.send(connect5Bytes({ ...ADMIN_LOGIN, clientId, clean: false, properties }));
+    expect((await back.next()).packet).toMatchObject({ cmd: 'connack', reasonCode: 0, sessionPresent: true });
+    const received: string[] = [];
+    const take = async (ms: number) => {
+      const publishes = (await back.drain(ms)).filter((f) => f.packet.cmd === 'publish').map((f) => f.packet as mqttPacket.IPublishPacket);
+      received.push(...publishes.map((p) => String(p.payload)));
+      return publishes;
+    };
+    let outstanding = await take(600);
+    expect(received).toEqual(['q1', 'q2']);
+    while (outstanding.length > 0) {
+      const [next, ...rest] = outstanding;
+      back.send(ackBytes(0x40, next.messageId!));
+      outstanding = [...rest, ...(await take(300))];
+      expect(outstanding.length).toBeLessThanOrEqual(2);
+    }
+    expect(received).toEqual(['q1', 'q2', 'q3', 'q4', 'q5']);
+    back.end();
+    await pub.endAsync();
+  });
+
   it('MQTT-3.3.2-2 (will topic): a v5 CONNECT whose will topic holds a wildcard is closed without CONNACK; nothing is stored as a will', async () => {
     const client = await open(t, transport);
     client.send(connect5Bytes({ ...ADMIN_LOGIN, clientId: uniqueId(`raw5-will-${transport}`), will: { topic: 'v5/will/#', payload: Buffer.from('x') } }));
