@@ -241,6 +241,32 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
     await Promise.all([back.endAsync(), pub.endAsync()]);
   });
 
+  it('3.2.2.3.7: an empty client identifier gets an Assigned Client Identifier in the CONNACK, under which the client then works', async () => {
+    const { client, connack } = await connectV5(transport, { clientId: '' });
+    const assigned = connack?.properties?.assignedClientIdentifier;
+    expect(assigned).toMatch(/\S+/);
+    const topic = `v5/assigned/${uniqueId(transport)}`;
+    await client.subscribeAsync(topic, { qos: 1 });
+    const arriving = collect(client, 1, 2000);
+    await client.publishAsync(topic, 'to myself', { qos: 1 });
+    expect((await arriving).map((m) => String(m.payload))).toEqual(['to myself']);
+    const live = await api(t, 'GET', '/api/clients');
+    expect(live.body.items.map((c: { client_id: string }) => c.client_id)).toContain(assigned);
+    await client.endAsync();
+  });
+
+  it('MQTT-3.1.4-3 / 3.14.2.1: a v5 client whose client id another connection takes over gets DISCONNECT 0x8E (Session taken over)', async () => {
+    const clientId = uniqueId(`v5-takeover-${transport}`);
+    const { client: first } = await connectV5(transport, { clientId });
+    const reason = new Promise<number | undefined>((resolve) => first.once('disconnect', (p) => resolve(p.reasonCode)));
+    const { client: second, connack } = await connectV5(transport, { clientId });
+    expect(connack?.reasonCode ?? 0).toBe(0);
+    expect(await reason).toBe(0x8e);
+    expect(second.connected).toBe(true);
+    first.end(true);
+    await second.endAsync();
+  });
+
   it('MQTT-3.14.2.1: an admin kick sends the v5 client DISCONNECT 0x98 (administrative action) before the close', async () => {
     const clientId = uniqueId(`v5-kick-${transport}`);
     const { client } = await connectV5(transport, { clientId });
