@@ -24,7 +24,11 @@ export interface StoredProperties {
 }
 
 /** PostgreSQL text and jsonb cannot hold U+0000 (MQTT-1.5.4-2 forbids it in MQTT strings anyway). */
-const noNul = (s: string) => (s.includes('\0') ? s.replace(/\0/g, '') : s);
+export function noNul(s: string): string;
+export function noNul(s: string | null): string | null;
+export function noNul(s: string | null): string | null {
+  return s && s.includes('\0') ? s.replace(/\0/g, '') : s;
+}
 
 const JSON_MEDIA_TYPE = /^application\/(?:[^\s/;+]+\+)?json$/;
 const CHARSET = /^charset\s*=\s*"?([^";\s]+)"?$/;

@@ -20,7 +20,7 @@ import type { CopyColumn } from '../lib/db/copy-binary.js';
 import type { Db } from '../lib/db/index.js';
 import type { Logger } from '../lib/log.js';
 import type { BrokerStore } from './broker.js';
-import { PROPERTY_COLUMNS, storedProperties, type StoredProperties } from './message-properties.js';
+import { noNul, PROPERTY_COLUMNS, storedProperties, type StoredProperties } from './message-properties.js';
 import type { Metrics } from './metrics.js';
 import { declaredJsonPayload, isJsonPayload } from './payload-json.js';
 
@@ -74,8 +74,6 @@ interface Pending {
   done?: Done;
 }
 
-/** PostgreSQL text cannot hold U+0000. */
-const noNul = (s: string | null) => (s && s.includes('\0') ? s.replace(/\0/g, '') : s);
 
 interface Writing {
   batch: Pending[];

@@ -69,6 +69,15 @@ export function keepsSession(conn: Connection): boolean {
   return c.version === 5 ? (c.sessionExpiryInterval ?? 0) > 0 : !conn.clean;
 }
 
+/**
+ * Whether the CONNECT started afresh: CleanSession 1 in MQTT 3.1.1; in MQTT 5 Clean Start, which
+ * Aedes 2 keeps in `_cleanStart` (its `clean` there says whether the session ends with the connection).
+ */
+export function cleanStartOf(conn: Connection | object): boolean {
+  const c = conn as { version?: number | null; _cleanStart?: boolean; clean: boolean };
+  return c.version === 5 ? c._cleanStart === true : c.clean;
+}
+
 /** MQTT 5 DISCONNECT reason codes (3.14.2.1) Roost sends. */
 export const DISCONNECT_REASON = { administrativeAction: 0x98 } as const;
 

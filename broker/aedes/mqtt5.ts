@@ -19,6 +19,7 @@
  * session (upstream-fixes.ts).
  */
 import type { Aedes, Client } from 'aedes';
+import { keepsSession } from './connection.js';
 import { limitInFlight, limitOutgoingPackets, noteInboundPublish } from './outgoing-flows.js';
 
 /** MQTT 5 DISCONNECT reason 0x8D (3.14.2.1). */
@@ -150,6 +151,8 @@ export function keepSessionExpiry(
   };
   const events = broker as unknown as { on(e: 'client', fn: (client: Client) => void): void; off(e: 'client', fn: (client: Client) => void): void };
   const onClient = (client: Client) => {
+    // A session that ends with this connection is not resumed: a row left for the id wipes nothing of it.
+    if (!keepsSession(client as never)) return;
     track(store.cancel(client.id).catch((err: Error) => opts.log.warn({ clientId: client.id, err: err.message }, 'could not cancel a session expiry')));
   };
   events.on('client', onClient);

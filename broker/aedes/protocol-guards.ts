@@ -29,6 +29,7 @@ import type { PublishFastLane } from './publish-fast-lane.js';
 import { SessionMarkers, type IncomingStore } from '../protocol/session-markers.js';
 import { setSessionPresentOnConnack } from './connack.js';
 import { CHECKED_VERSIONS } from './internals.js';
+import { cleanStartOf } from './connection.js';
 
 export interface ProtocolGuardOptions {
   log: Logger;
@@ -78,9 +79,7 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
   broker.on('connackSent', (connack, client) => {
     // A v5 CONNACK has a reason code where 3.1.1's has a return code.
     if ((connack.returnCode ?? (connack as { reasonCode?: number }).reasonCode) !== 0) return;
-    // A v5 client's `clean` says whether its session ends with the connection; Clean Start is `_cleanStart`.
-    const cleanStart = (client as unknown as { version?: number }).version === 5 ? (client as unknown as { _cleanStart?: boolean })._cleanStart === true : client.clean;
-    const recorded = cleanStart ? sessions.forget(client.id) : resumed.has(client) ? undefined : sessions.record(client.id);
+    const recorded = cleanStartOf(client) ? sessions.forget(client.id) : resumed.has(client) ? undefined : sessions.record(client.id);
     recorded?.catch((err: Error) => opts.log.warn({ clientId: client.id, err: err.message }, 'could not record the MQTT session'));
   });
 

@@ -20,6 +20,7 @@
  *                        set, so client.clean is off while the queue is sent (until clientReady)
  */
 import type { Aedes, Client } from 'aedes';
+import { cleanStartOf } from './connection.js';
 
 /** Aedes 1.2.0's default when no limit is given. */
 const DEFAULT_MAX_INFLIGHT_INBOUND = 1000;
@@ -89,12 +90,9 @@ export function restoreAedes12Fixes(broker: Aedes, opts: { maxInflightInbound?: 
       .catch((err: Error) => (broker as unknown as { emit(e: string, c: Client, err: Error): void }).emit('clientError', client, err));
   };
   const v5 = (client: Client) => (client as unknown as { version?: number }).version === 5;
-  // In Aedes 2, a v5 client's `clean` says whether its session ends with the connection; whether the
-  // CONNECT started afresh is `_cleanStart`.
-  const cleanStart = (client: Client) => (v5(client) ? (client as unknown as { _cleanStart?: boolean })._cleanStart === true : client.clean);
   const sendingQueue = new WeakSet<Client>();
   broker.on('client', (client) => {
-    if (cleanStart(client)) cleanIncoming(client);
+    if (cleanStartOf(client)) cleanIncoming(client);
     else if (v5(client) && client.clean) {
       (client as unknown as { clean: boolean }).clean = false;
       sendingQueue.add(client);
