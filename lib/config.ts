@@ -212,7 +212,7 @@ export const SETTINGS = {
   ROOST_MAX_SUBSCRIPTIONS: [positiveInt, 1000, 'Most subscriptions one client may hold; a filter beyond it gets SUBACK 0x80'],
   ROOST_MAX_INFLIGHT: [positiveInt, 1000, 'Incoming QoS 2 publishes of one client awaiting PUBREL; one more disconnects it. For MQTT 5 clients also the Receive Maximum (capped at 65,535): QoS 1/2 publishes not yet acknowledged; one more gets DISCONNECT 0x93'],
   ROOST_MAX_SESSION_QUEUE: [positiveInt, 1000, 'QoS 1/2 messages queued for one persistent session (sent and unacknowledged, or waiting while offline); when full, new messages for that session are dropped and counted'],
-  ROOST_MAX_CLIENT_BUFFER_BYTES: [positiveInt, 8_388_608, 'Bytes written to a client and not yet taken by its socket (it stopped reading): beyond this its QoS 0 messages are dropped and a QoS 1/2 delivery disconnects it'],
+  ROOST_MAX_CLIENT_BUFFER_BYTES: [positiveInt, 8_388_608, 'Bytes written to a client and not yet taken by its socket (it stopped reading), with those its MQTT 5 Receive Maximum holds back: beyond this its QoS 0 messages are dropped and a QoS 1/2 delivery disconnects it'],
   ROOST_CLIENT_ID_TAKEOVER: [z.enum(['own', 'any']), 'own', 'Who may connect with a client id another connection or stored session holds: "own" (its username, or a superuser; others get CONNACK 2) or "any" (plain MQTT: whoever connects takes it over)'],
   ROOST_FLAPPING_MAX: [nonNegativeInt, 0, 'Disconnections of one client id under one username within ROOST_FLAPPING_WINDOW_S that ban it for ROOST_FLAPPING_BAN_S; 0 (the default, as in EMQX) turns flapping detection off, e.g. 15 turns it on'],
   ROOST_FLAPPING_WINDOW_S: [positiveInt, 60, 'Window of the flapping detection'],

@@ -10,6 +10,7 @@ import { topicMatches } from '../../auth/acl.js';
 import { LimitExceeded, type LimitName, type LimitReporter, type LimitSettings } from '../limits.js';
 import { mqttPacket } from './mqtt-packet.js';
 import { unsentBytes } from '../write-coalescing.js';
+import { heldBytes } from './outgoing-flows.js';
 
 /** Aedes's own limit errors, recognised by their message (Aedes 1.2 gives them no code). */
 const AEDES_LIMIT_ERRORS: Array<[RegExp, LimitName]> = [
@@ -114,7 +115,7 @@ export function installClientLimits(broker: Aedes, settings: LimitSettings, repo
     // Aedes writes a QoS 1/2 delivery on the next turn (setImmediate): bytes scheduled and not yet
     // written count too, so a burst cannot pass the check all at once.
     let scheduled = 0;
-    const buffered = () => unsentBytes(client.conn) + scheduled + batchBytes;
+    const buffered = () => unsentBytes(client.conn) + heldBytes(client.conn) + scheduled + batchBytes;
     const sizeOf = (packet: PublishPacket) => (packet.payload?.length ?? 0) + packet.topic.length + 8;
     /** Runs Aedes's delivery without waiting for the socket; callback once Aedes has written it. */
     const deliverUnpaced = (deliver: Deliver, self: unknown, packet: PublishPacket, callback: () => void) => {

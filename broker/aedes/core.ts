@@ -170,7 +170,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   installProtocolGuards(broker, { log: opts.log, publishFastLane: publishFastLane(broker, wasDropped) });
   if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
   // MQTT 5 where Aedes 2 stops short (mqtt5.ts).
-  completeMqtt5(broker, { receiveMaximum: opts.limits && Math.min(opts.limits.settings.maxInflight, 65_535) });
+  completeMqtt5(broker, { receiveMaximum: opts.limits && Math.min(opts.limits.settings.maxInflight, 65_535), maxHeldBytes: opts.limits?.settings.maxClientBufferBytes });
 
   const clients = () => (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
   const persistence = () =>

@@ -36,8 +36,10 @@ interface V5Client {
 
 /** MQTT 5 DISCONNECT reason 0x93 (3.14.2.1). */
 const RECEIVE_MAXIMUM_EXCEEDED = 0x93;
+/** Without Roost's limits (a bare core): ROOST_MAX_CLIENT_BUFFER_BYTES's default. */
+const DEFAULT_MAX_HELD_BYTES = 8_388_608;
 
-export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number } = {}): void {
+export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number; maxHeldBytes?: number } = {}): void {
   // MQTT-3.1.2-24: never send a v5 client a packet over its Maximum Packet Size (Aedes 2 stores the
   // value, connect.js: "nor honour the client's maximumPacketSize"). Such a PUBLISH is discarded as if
   // sent: a QoS 1/2 one leaves the session's queue.
@@ -50,7 +52,7 @@ export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number } =
         if ((packet.qos ?? 0) > 0 && packet.messageId !== undefined) persistence.outgoingClearMessageId(client, packet).catch(() => {});
       });
     }
-    if (c.receiveMaximum !== undefined && c.receiveMaximum < 65_535) limitInFlight(c.conn, c.receiveMaximum);
+    if (c.receiveMaximum !== undefined && c.receiveMaximum < 65_535) limitInFlight(c.conn, c.receiveMaximum, opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES);
   });
 
   const receiveMaximum = opts.receiveMaximum;

@@ -60,7 +60,12 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
       // MQTT-3.3.4-7: beyond the client's Receive Maximum a QoS 1/2 PUBLISH waits (after any already waiting).
       if (window && !window.releasing && (window.waiting.length > 0 || window.flows.inFlight >= window.max)) {
         window.waiting.push([packet, opts]);
-        return true;
+        window.heldBytes += heldSize(packet);
+        // Past the bound the writer is told to wait for 'drain' (Aedes's resumed queue stops reading
+        // the session store); limitInFlight's release emits it once the held bytes are under the bound.
+        if (window.heldBytes < window.maxHeldBytes) return true;
+        window.blocked = true;
+        return false;
       }
     }
     if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
@@ -93,20 +98,48 @@ export function limitOutgoingPackets(conn: object, max: number, discard: (packet
   packetLimits.set(conn, { max, discard });
 }
 
+/** What a held PUBLISH counts for in the bound: client-limits.ts counts a written one the same way. */
+function heldSize(packet: WrittenPacket): number {
+  const p = packet as WrittenPacket & { payload?: { length: number }; topic?: string };
+  return (p.payload?.length ?? 0) + (p.topic?.length ?? 0) + 8;
+}
+
 /** Per connection: the client's MQTT 5 Receive Maximum and the QoS 1/2 PUBLISHes waiting for a slot. */
-const windows = new WeakMap<object, { max: number; flows: OutgoingFlows; waiting: Array<[WrittenPacket, unknown]>; releasing: boolean }>();
+interface Window {
+  max: number;
+  flows: OutgoingFlows;
+  waiting: Array<[WrittenPacket, unknown]>;
+  heldBytes: number;
+  maxHeldBytes: number;
+  /** A writer was told to wait for 'drain'. */
+  blocked: boolean;
+  releasing: boolean;
+}
+const windows = new WeakMap<object, Window>();
+
+/**
+ * Bytes of PUBLISHes held back by the client's Receive Maximum on this connection: memory the
+ * client holds as surely as bytes its socket has not taken, so client-limits.ts counts both against
+ * ROOST_MAX_CLIENT_BUFFER_BYTES (a live QoS 1/2 delivery over it disconnects the client; a
+ * persistent session keeps the message queued).
+ */
+export function heldBytes(conn: object): number {
+  return windows.get(conn)?.heldBytes ?? 0;
+}
 
 /**
  * From now on at most `max` QoS 1/2 PUBLISHes are unacknowledged towards this connection (the
  * client's Receive Maximum, MQTT-3.3.4-7): the next wait, in order, and go out as PUBACKs and
  * PUBCOMPs come in. For Aedes they are written (its write callback runs); a persistent session's
  * copy stays in its queue, so one lost with the connection is sent again on resume. Live deliveries
- * and the queue a resumed session is sent at CONNECT alike: both are written through here.
+ * and the queue a resumed session is sent at CONNECT alike: both are written through here. Held
+ * bytes are bounded by `maxHeldBytes`: past it the writer is answered false, as a full socket
+ * answers, and waits for 'drain'.
  */
-export function limitInFlight(conn: object, max: number): void {
+export function limitInFlight(conn: object, max: number, maxHeldBytes: number): void {
   const flows = flowsOf.get(conn);
   if (!flows) return;
-  const window = { max, flows, waiting: [] as Array<[WrittenPacket, unknown]>, releasing: false };
+  const window: Window = { max, flows, waiting: [], heldBytes: 0, maxHeldBytes, blocked: false, releasing: false };
   windows.set(conn, window);
   flows.onSettled = () => {
     if (window.releasing || (conn as { destroyed?: boolean }).destroyed === true) return;
@@ -114,11 +147,16 @@ export function limitInFlight(conn: object, max: number): void {
     try {
       while (window.waiting.length > 0 && flows.inFlight < max) {
         const [packet, opts] = window.waiting.shift()!;
+        window.heldBytes -= heldSize(packet);
         // Written through the wrapper (noted in the flows; one over the Maximum Packet Size discarded).
         mqttPacketRef!.writeToStream(packet, conn, opts);
       }
     } finally {
       window.releasing = false;
+    }
+    if (window.blocked && window.heldBytes < window.maxHeldBytes) {
+      window.blocked = false;
+      (conn as { emit(event: 'drain'): void }).emit('drain');
     }
   };
 }

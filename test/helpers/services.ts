@@ -18,7 +18,8 @@ import path from 'node:path';
 const PORT_BASE = 20_000;
 const PORT_BLOCK = 1_000;
 const PORT_BLOCKS = 12; // 20000–31999, all under the ephemeral range
-const block = Number(process.env.VITEST_POOL_ID ?? 0) % PORT_BLOCKS;
+/** ROOST_TEST_PORT_SHIFT (blocks) keeps a second run on the same machine (a worktree's) off this one's blocks. */
+const block = (Number(process.env.VITEST_POOL_ID ?? 0) + Number(process.env.ROOST_TEST_PORT_SHIFT ?? 0)) % PORT_BLOCKS;
 let nextOffset = (process.pid * 7) % PORT_BLOCK; // runs that overlap (bench beside tests) start apart
 
 function canListen(port: number): Promise<boolean> {

@@ -574,3 +574,54 @@ print(json.dumps(out))
     });
   });
 });
+
+describe.each(RAW_TRANSPORTS)('a client\'s Receive Maximum within ROOST_MAX_CLIENT_BUFFER_BYTES over %s', (transport) => {
+  /** 32 KiB: eight 4,000-byte messages. */
+  const BUFFER = 32_768;
+  let small: TestRoost;
+  beforeAll(async () => {
+    small = await startGuardedRoost('pglite', { env: { ROOST_MAX_CLIENT_BUFFER_BYTES: String(BUFFER) } });
+  });
+  afterAll(async () => small?.stop());
+
+  /** Acknowledges each PUBLISH as it comes until `count` distinct payloads arrived; the payloads in order. */
+  async function ackEach(client: RawClient, count: number): Promise<string[]> {
+    const got: string[] = [];
+    while (new Set(got).size < count) {
+      const { packet } = await client.next(3000);
+      if (packet.cmd !== 'publish') continue;
+      got.push(String(packet.payload));
+      client.send(ackBytes(0x40, packet.messageId!));
+    }
+    return got;
+  }
+
+  it('a subscriber that stops acknowledging is disconnected once the messages its Receive Maximum holds back pass the bound, instead of Roost holding them all; its session gets every one, in order, when it is back', async () => {
+    const topic = `v5/held/${uniqueId(transport)}`;
+    const clientId = uniqueId(`held-${transport}`);
+    // Receive Maximum (0x21) 1, Session Expiry Interval (0x11) 300.
+    const properties = Buffer.from([0x21, 0x00, 0x01, 0x11, 0x00, 0x00, 0x01, 0x2c]);
+    const first = await open(small, transport);
+    first.send(connect5Bytes({ ...ADMIN_LOGIN, clientId, clean: false, properties }));
+    expect((await first.next()).packet).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+    first.send(subscribe5Bytes(1, [[topic, 1]]));
+    expect((await first.next()).packet).toMatchObject({ cmd: 'suback', granted: [1] });
+
+    const pub = await connectClient(small, transport, { protocolVersion: 5 });
+    const sent = Array.from({ length: 40 }, (_, i) => `m${String(i + 1).padStart(2, '0')}`);
+    for (const name of sent) await pub.publishAsync(topic, `${name}:${'x'.repeat(3996)}`, { qos: 1 });
+    // One PUBLISH was sent (the window), the rest held until 32 KiB of them: then the connection ends.
+    expect(await first.closedWithin(3000)).toBe(true);
+    const before = first.pending.filter((f) => f.packet.cmd === 'publish').map((f) => String((f.packet as mqttPacket.IPublishPacket).payload).slice(0, 3));
+    expect(before).toEqual(['m01']);
+
+    // Back with the same window: the queue (40 × 4 KB, over the bound) comes out one per PUBACK.
+    const back = await open(small, transport);
+    back.send(connect5Bytes({ ...ADMIN_LOGIN, clientId, clean: false, properties }));
+    expect((await back.next()).packet).toMatchObject({ cmd: 'connack', reasonCode: 0, sessionPresent: true });
+    const got = await ackEach(back, sent.length);
+    expect(got.map((p) => p.slice(0, 3))).toEqual(sent);
+    back.end();
+    await pub.endAsync();
+  });
+});
