@@ -214,7 +214,7 @@ export async function createAuthHooks(opts: AuthHooksOptions): Promise<AuthHooks
 
   const subscribe: AuthHooks['subscribe'] = (client, sub, next) => {
     const session = sessions.get(client);
-    const decision = session && !session.revoked ? decideSubscribe(session.subject, sub.topic) : undefined;
+    const decision = session && !session.revoked ? decideSubscribe(session.subject, sub.share?.filter ?? sub.topic) : undefined;
     if (!decision?.allowed) {
       log.info({ clientId: client.id, username: session?.device?.username, topic: sub.topic, reason: decision?.reason ?? 'no session' }, 'subscription refused');
       // MQTT-3.9.3: this filter alone gets 0x80.

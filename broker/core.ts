@@ -52,6 +52,8 @@ export interface WillOwner {
 export interface Subscription {
   topic: string;
   qos: 0 | 1 | 2;
+  /** A shared subscription's (`$share/{group}/{filter}`) group and filter: the ACL applies to the filter. */
+  share?: { group: string; filter: string };
 }
 
 /** What a CONNECT brings to be checked. */

@@ -6,7 +6,7 @@
  *   2. QoS 1 acknowledged after the publish (qos1-ack-after-publish.ts)
  *   3. the MQTT 3.1.1 guards, with the QoS 0 fast lane (protocol-guards.ts, publish-fast-lane.ts)
  *   4. the limits inside the client and the persistence (client-limits.ts), when limits are set
- *   5. MQTT 5 where Aedes 2 stops short (mqtt5.ts)
+ *   5. MQTT 5 where Aedes 2 stops short (mqtt5.ts), and shared subscriptions (shared-subscriptions.ts)
  * and Aedes's hooks run the step lists: authenticate → connect steps, authorizeSubscribe → subscribe
  * steps, authorizePublish → publish steps (publish-steps.ts), authorizeForward → deliver steps.
  */
@@ -28,6 +28,7 @@ import {
   type Message,
   type PublishStep,
   type SubscribeStep,
+  type Subscription,
 } from '../core.js';
 import type { LimitReporter, LimitSettings } from '../limits.js';
 import { raiseQlobberWordLimit } from '../persistence/matching.js';
@@ -42,6 +43,7 @@ import { restoreAedes12Fixes } from './upstream-fixes.js';
 import { completeMqtt5, keepSessionExpiry } from './mqtt5.js';
 import { setConnackReasonCode } from './connack.js';
 import { protocolLevel } from './connection.js';
+import { admitSharedFilter, installSharedSubscriptions } from './shared-subscriptions.js';
 
 export interface BrokerCoreOptions {
   id?: string;
@@ -127,13 +129,21 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     authorizeSubscribe(client, sub, done) {
       const list = steps.subscribe.list;
       const conn = asConnection(client);
+      // A shared subscription's steps see its share name: the ACL applies to its filter.
+      const share = admitSharedFilter(sub as { topic: string; nl?: boolean });
+      if (share === 'invalid') return done(null, null);
+      if (share === 'no-local') return done(new Error('No Local on a shared subscription (MQTT-3.8.3-4)'), null);
+      const seen = (share ? { ...sub, share } : sub) as Subscription;
       let i = 0;
       const next = (verdict?: 'refuse' | Error) => {
         if (verdict instanceof Error) return done(verdict, null);
         // A null subscription is granted 0x80 (MQTT-3.9.3): only this filter fails.
         if (verdict === 'refuse') return done(null, null);
-        if (i === list.length) return done(null, sub);
-        list[i++](conn, sub as Message & { qos: 0 | 1 | 2 }, next);
+        if (i === list.length) {
+          if (share) shared.expect(client, sub.topic);
+          return done(null, sub);
+        }
+        list[i++](conn, seen, next);
       };
       next();
     },
@@ -171,6 +181,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
   // MQTT 5 where Aedes 2 stops short (mqtt5.ts).
   completeMqtt5(broker, { receiveMaximum: opts.limits && Math.min(opts.limits.settings.maxInflight, 65_535), maxHeldBytes: opts.limits?.settings.maxClientBufferBytes });
+  // Shared subscriptions, which Aedes 2 refuses (shared-subscriptions.ts).
+  const shared = installSharedSubscriptions(broker, { log: opts.log });
 
   const clients = () => (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
   const persistence = () =>
@@ -250,6 +262,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     },
     // The clients Aedes closes on the way out schedule their session expiry: those writes end first.
     close: async () => {
+      shared.close();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await Promise.all(afterClose.map((stop) => stop()));
     },

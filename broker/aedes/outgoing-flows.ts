@@ -56,6 +56,7 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
       }
     }
     if (packet.cmd === 'publish' && (packet.qos ?? 0) > 0) {
+      publishWatchers.get(stream)?.(packet);
       const window = windows.get(stream);
       // MQTT-3.3.4-7: beyond the client's Receive Maximum a QoS 1/2 PUBLISH waits (after any already waiting).
       if (window && !window.releasing && (window.waiting.length > 0 || window.flows.inFlight >= window.max)) {
@@ -69,7 +70,11 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
       }
     }
     if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
-    else if (packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubcomp') {
+    else if (packet.cmd === 'connack' && sharedSubscriptionsOffered) {
+      // Aedes 2 says "no shared subscriptions" in every v5 CONNACK (connect.js connackProperties); absent, the property says yes.
+      const properties = (packet as { properties?: { sharedSubscriptionAvailable?: boolean } }).properties;
+      if (properties) delete properties.sharedSubscriptionAvailable;
+    } else if (packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubcomp') {
       if (packet.cmd !== 'pubcomp' && packet.reasonCode === NOT_AUTHORIZED) {
         const reasons = ackReasons.get(stream);
         const reason = reasons?.get(packet.messageId!);
@@ -174,6 +179,25 @@ export function noteInboundPublish(conn: object, messageId: number, receiveMaxim
   if (!ids) inbound.set(conn, (ids = new Set()));
   ids.add(messageId);
   return ids.size <= receiveMaximum;
+}
+
+/** Per connection: told of each QoS 1/2 PUBLISH Roost writes to it (or holds for its Receive Maximum). */
+const publishWatchers = new WeakMap<object, (packet: WrittenPacket) => void>();
+let sharedSubscriptionsOffered = false;
+
+/** From now on v5 CONNACKs offer shared subscriptions (shared-subscriptions.ts serves them). */
+export function offerSharedSubscriptions(): void {
+  sharedSubscriptionsOffered = true;
+}
+
+/**
+ * Watches what this connection is sent and what it takes: `written` for each QoS 1/2 PUBLISH (with the
+ * packet identifier it goes under), `received` when the client's PUBACK or PUBREC for one comes in.
+ */
+export function watchDeliveries(conn: object, watch: { written(packet: WrittenPacket): void; received(messageId: number): void }): void {
+  publishWatchers.set(conn, watch.written);
+  const flows = flowsOf.get(conn);
+  if (flows) flows.onReceived = watch.received;
 }
 
 /** The flows of one connection, noted from its first write on. */

@@ -22,6 +22,8 @@ export class OutgoingFlows {
   readonly #owed = new Map<number, Ack>();
   /** Told each time a flow ends (its PUBACK or PUBCOMP taken): a slot of the client's Receive Maximum is free. */
   onSettled: (() => void) | undefined;
+  /** Told when the client has a QoS 1/2 PUBLISH of Roost's: its PUBACK or its PUBREC taken. */
+  onReceived: ((messageId: number) => void) | undefined;
 
   /** QoS 1/2 flows sent and not yet acknowledged to the end. */
   get inFlight(): number {
@@ -41,6 +43,7 @@ export class OutgoingFlows {
     // A PUBREC repeated while Roost's PUBREL is on its way, or after it, only gets the PUBREL again.
     if (cmd === 'pubrec' && owed === 'pubcomp') return undefined;
     if (cmd !== owed) return new ProtocolViolation('ROOST_ERR_WRONG_ACK');
+    if (cmd !== 'pubcomp') this.onReceived?.(messageId);
     if (cmd !== 'pubrec') {
       this.#owed.delete(messageId); // after a PUBREC, the PUBREL Roost writes notes PUBCOMP
       this.onSettled?.();
