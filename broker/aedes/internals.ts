@@ -34,7 +34,7 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'broker', field: 'brokers', use: 'written', by: 'upstream-fixes.ts (without a prototype)' },
   { on: 'broker', field: 'maxTopicLevels', use: 'written', by: 'core.ts (Roost checks its own limit; this is the ceiling)' },
   { on: 'broker', field: 'handle', use: 'replaced', by: 'upstream-fixes.ts, protocol-guards.ts, client-limits.ts' },
-  { on: 'broker', field: 'preConnect', use: 'replaced', by: 'protocol-guards.ts' },
+  { on: 'broker', field: 'preConnect', use: 'replaced', by: 'protocol-guards.ts, mqtt5.ts (what a v5 CONNECT asks of what Roost writes)' },
   { on: 'broker', field: 'authenticate', use: 'replaced', by: 'core.ts (runs the connect steps)' },
   { on: 'broker', field: 'authorizePublish', use: 'replaced', by: 'core.ts (runs the publish steps), qos1-ack-after-publish.ts' },
   { on: 'broker', field: 'authorizeSubscribe', use: 'replaced', by: 'core.ts (runs the subscribe steps)' },
