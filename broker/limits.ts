@@ -40,6 +40,8 @@ export type LimitName =
 export interface LimitSettings {
   /** Passed to Aedes as connectTimeout and maxInflightInbound. */
   connectTimeoutMs: number;
+  /** Passed to Aedes as keepaliveLimit (aedes/keep-alive-limit.ts); 0: none. */
+  maxKeepalive: number;
   maxTopicLevels: number;
   maxInflight: number;
   maxPacketBytes: number;
@@ -48,11 +50,14 @@ export interface LimitSettings {
   maxSubscriptions: number;
   maxSessionQueue: number;
   maxClientBufferBytes: number;
+  /** Topic aliases Roost may give an MQTT 5 client in what it sends it (aedes/outgoing-topic-aliases.ts); 0: none. */
+  maxTopicAliasesOut: number;
 }
 
 export function limitSettingsFrom(config: Config): LimitSettings {
   return {
     connectTimeoutMs: config.ROOST_CONNECT_TIMEOUT_MS,
+    maxKeepalive: config.ROOST_MAX_KEEPALIVE,
     maxTopicLevels: config.ROOST_MAX_TOPIC_LEVELS,
     maxInflight: config.ROOST_MAX_INFLIGHT,
     maxPacketBytes: config.ROOST_MAX_PACKET_BYTES,
@@ -61,6 +66,7 @@ export function limitSettingsFrom(config: Config): LimitSettings {
     maxSubscriptions: config.ROOST_MAX_SUBSCRIPTIONS,
     maxSessionQueue: config.ROOST_MAX_SESSION_QUEUE,
     maxClientBufferBytes: config.ROOST_MAX_CLIENT_BUFFER_BYTES,
+    maxTopicAliasesOut: config.ROOST_MAX_TOPIC_ALIASES_OUT,
   };
 }
 

@@ -201,6 +201,11 @@ export const SETTINGS = {
   ROOST_MAX_CONNECTIONS: [nonNegativeInt, 100_000, 'Most MQTT connections open at once on this node, all listeners together; more are closed as they arrive (0: no limit)'],
   ROOST_MAX_CONNECTIONS_PER_IP: [nonNegativeInt, 0, 'Most MQTT connections open at once from one IP address (0: no limit; behind a load balancer every client has its address)'],
   ROOST_CONNECT_TIMEOUT_MS: [positiveInt, 10_000, 'A connection that has not sent CONNECT this long after opening is closed'],
+  ROOST_MAX_KEEPALIVE: [
+    z.coerce.number().int().min(0).max(65_535),
+    0,
+    "Longest keep alive in seconds a client may ask (0: no limit), as Mosquitto's max_keepalive: an MQTT 5 client asking more, or 0, is told this one (CONNACK Server Keep Alive) and held to it; an MQTT 3.1.1/3.1 client asking more, or 0, is refused (CONNACK 2)",
+  ],
   ROOST_MAX_PACKET_BYTES: [z.coerce.number().int().min(64).max(268_435_455), 1_048_576, 'Largest MQTT packet accepted; a client announcing a larger one is disconnected before it is read'],
   ROOST_MAX_PAYLOAD_BYTES: [positiveInt, 262_144, 'Largest PUBLISH payload delivered and stored; a larger one is dropped like an ACL denial (QoS 1/2 acknowledged, neither delivered nor stored)'],
   ROOST_MAX_TOPIC_LENGTH: [z.coerce.number().int().min(1).max(65_535), 1024, 'Longest topic name or filter in bytes: a longer PUBLISH topic disconnects the client, a longer filter gets SUBACK 0x80'],
@@ -213,6 +218,11 @@ export const SETTINGS = {
   ROOST_MAX_INFLIGHT: [positiveInt, 1000, 'Incoming QoS 2 publishes of one client awaiting PUBREL; one more disconnects it. For MQTT 5 clients also the Receive Maximum (capped at 65,535): QoS 1/2 publishes not yet acknowledged; one more gets DISCONNECT 0x93'],
   ROOST_MAX_SESSION_QUEUE: [positiveInt, 1000, 'QoS 1/2 messages queued for one persistent session (sent and unacknowledged, or waiting while offline); when full, new messages for that session are dropped and counted'],
   ROOST_MAX_CLIENT_BUFFER_BYTES: [positiveInt, 8_388_608, 'Bytes written to a client and not yet taken by its socket (it stopped reading), with those its MQTT 5 Receive Maximum holds back: beyond this its QoS 0 messages are dropped and a QoS 1/2 delivery disconnects it'],
+  ROOST_MAX_TOPIC_ALIASES_OUT: [
+    z.coerce.number().int().min(0).max(65_535),
+    0,
+    "Topic aliases Roost may use in the messages it sends an MQTT 5 client that allows them (up to the client's Topic Alias Maximum; QoS 2 messages keep their topic): the first topics sent get one each, and later messages on them an empty topic. 0 (the default, as Mosquitto) uses none: some clients mishandle them (docs/mqtt5.md)",
+  ],
   ROOST_CLIENT_ID_TAKEOVER: [z.enum(['own', 'any']), 'own', 'Who may connect with a client id another connection or stored session holds: "own" (its username, or a superuser; others get CONNACK 2) or "any" (plain MQTT: whoever connects takes it over)'],
   ROOST_FLAPPING_MAX: [nonNegativeInt, 0, 'Disconnections of one client id under one username within ROOST_FLAPPING_WINDOW_S that ban it for ROOST_FLAPPING_BAN_S; 0 (the default, as in EMQX) turns flapping detection off, e.g. 15 turns it on'],
   ROOST_FLAPPING_WINDOW_S: [positiveInt, 60, 'Window of the flapping detection'],

@@ -98,6 +98,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
     mq: opts.mq as AedesOptions['mq'],
     ...(opts.limits && {
       connectTimeout: opts.limits.settings.connectTimeoutMs,
+      keepaliveLimit: opts.limits.settings.maxKeepalive, // Server Keep Alive (keep-alive-limit.ts)
       maxInflightInbound: opts.limits.settings.maxInflight,
       // MQTT 5 Maximum Packet Size counts the whole packet, Roost's limit its remaining length: the
       // whole packet of the longest remaining length allowed, so both refuse the same packets.
@@ -180,7 +181,7 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
   installProtocolGuards(broker, { log: opts.log, publishFastLane: publishFastLane(broker, wasDropped) });
   if (opts.limits) installClientLimits(broker, opts.limits.settings, opts.limits.reporter);
   // MQTT 5 where Aedes 2 stops short (mqtt5.ts).
-  completeMqtt5(broker, { receiveMaximum: opts.limits && Math.min(opts.limits.settings.maxInflight, 65_535), maxHeldBytes: opts.limits?.settings.maxClientBufferBytes });
+  completeMqtt5(broker, { receiveMaximum: opts.limits && Math.min(opts.limits.settings.maxInflight, 65_535), maxHeldBytes: opts.limits?.settings.maxClientBufferBytes, maxTopicAliasesOut: opts.limits?.settings.maxTopicAliasesOut });
   // Shared subscriptions, which Aedes 2 refuses (shared-subscriptions.ts).
   const shared = installSharedSubscriptions(broker, { log: opts.log });
 

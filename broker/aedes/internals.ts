@@ -37,7 +37,7 @@ export const INTERNAL_FIELDS: readonly InternalField[] = [
   { on: 'broker', field: 'subscribe', use: 'replaced', by: 'shared-subscriptions.ts (a $share/ filter makes a member, not a listener)' },
   { on: 'broker', field: 'unsubscribe', use: 'replaced', by: 'shared-subscriptions.ts' },
   { on: 'broker', field: 'counter', use: 'written', by: 'shared-subscriptions.ts (a message sent to another member gets a new number)' },
-  { on: 'broker', field: 'preConnect', use: 'replaced', by: 'protocol-guards.ts' },
+  { on: 'broker', field: 'preConnect', use: 'replaced', by: 'protocol-guards.ts, mqtt5.ts (what a v5 CONNECT asks of what Roost writes)' },
   { on: 'broker', field: 'authenticate', use: 'replaced', by: 'core.ts (runs the connect steps)' },
   { on: 'broker', field: 'authorizePublish', use: 'replaced', by: 'core.ts (runs the publish steps), qos1-ack-after-publish.ts' },
   { on: 'broker', field: 'authorizeSubscribe', use: 'replaced', by: 'core.ts (runs the subscribe steps)' },

@@ -13,14 +13,22 @@
  *   receive max  Aedes 2 advertises Roost's Receive Maximum and does not enforce it (aedes.js
  *                receiveMaximum: "advisory"); a v5 client with more QoS 1/2 PUBLISHes unacknowledged
  *                than that gets DISCONNECT 0x93 (Receive Maximum exceeded, MQTT-3.3.4-9)
- * Elsewhere in the seam: reason codes of refused CONNECTs and Session Present (connack.ts), PUBACK
- * 0x87 for a PUBLISH the ACL refuses (publish-steps.ts), DISCONNECT 0x95 for a packet over the limit
- * (client-limits.ts), DISCONNECT 0x98 for a kick or a ban (connection.ts), the queue of a resumed
- * session (upstream-fixes.ts).
+ *   topic alias  Aedes 2 resolves the client's topic aliases and uses none towards it; with
+ *   (outbound)   ROOST_MAX_TOPIC_ALIASES_OUT Roost gives the first topics it sends a client that allows
+ *                aliases one each (outgoing-topic-aliases.ts)
+ *   problem info Aedes 2 leaves the Reason String out of its own PUBACK/PUBREC for a client with Request
+ *                Problem Information 0; Roost holds MQTT-3.1.2-29 for every packet it writes
+ *                (problem-information.ts)
+ * Elsewhere in the seam: Server Keep Alive (keep-alive-limit.ts), reason codes of refused CONNECTs
+ * and Session Present (connack.ts), PUBACK 0x87 for a PUBLISH the ACL refuses (publish-steps.ts),
+ * DISCONNECT 0x95 for a packet over the limit (client-limits.ts), DISCONNECT 0x98 for a kick or a ban
+ * (connection.ts), the queue of a resumed session (upstream-fixes.ts).
  */
 import type { Aedes, Client } from 'aedes';
 import { keepsSession } from './connection.js';
 import { limitInFlight, limitOutgoingPackets, noteInboundPublish } from './outgoing-flows.js';
+import { useTopicAliases } from './outgoing-topic-aliases.js';
+import { withholdProblemInformation } from './problem-information.js';
 
 /** MQTT 5 DISCONNECT reason 0x8D (3.14.2.1). */
 const KEEP_ALIVE_TIMEOUT = 0x8d;
@@ -39,7 +47,7 @@ const RECEIVE_MAXIMUM_EXCEEDED = 0x93;
 /** Without Roost's limits (a bare core): ROOST_MAX_CLIENT_BUFFER_BYTES's default. */
 const DEFAULT_MAX_HELD_BYTES = 8_388_608;
 
-export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number; maxHeldBytes?: number } = {}): void {
+export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number; maxHeldBytes?: number; maxTopicAliasesOut?: number } = {}): void {
   // MQTT-3.1.2-24: never send a v5 client a packet over its Maximum Packet Size (Aedes 2 stores the
   // value, connect.js: "nor honour the client's maximumPacketSize"). Such a PUBLISH is discarded as if
   // sent: a QoS 1/2 one leaves the session's queue.
@@ -54,6 +62,18 @@ export function completeMqtt5(broker: Aedes, opts: { receiveMaximum?: number; ma
     }
     if (c.receiveMaximum !== undefined && c.receiveMaximum < 65_535) limitInFlight(c.conn, c.receiveMaximum, opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES);
   });
+
+  // What a v5 CONNECT asks of what Roost writes (3.1.2.11.5, 3.1.2.11.7), noted before any answer:
+  // Aedes keeps no Topic Alias Maximum of the client's, and Request Problem Information only privately.
+  const preConnect = broker.preConnect;
+  broker.preConnect = function noteWhatV5ClientTakes(client, packet, callback) {
+    if (packet.protocolVersion === 5 && packet.properties) {
+      const conn = (client as unknown as { conn: object }).conn;
+      useTopicAliases(conn, Math.min(packet.properties.topicAliasMaximum ?? 0, opts.maxTopicAliasesOut ?? 0));
+      if (packet.properties.requestProblemInformation === false) withholdProblemInformation(conn);
+    }
+    return preConnect.call(this, client, packet, callback);
+  };
 
   const receiveMaximum = opts.receiveMaximum;
   if (receiveMaximum) {

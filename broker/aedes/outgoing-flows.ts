@@ -3,6 +3,9 @@
  * acknowledgement may be), from mqtt-packet's writeToStream, which every writer of a packet uses.
  */
 import { OutgoingFlows } from '../protocol/flows.js';
+import { refuseKeepAliveAsMosquitto } from './keep-alive-limit.js';
+import { withTopicAlias } from './outgoing-topic-aliases.js';
+import { problemInformationAllowed } from './problem-information.js';
 
 /** A packet as mqtt-packet writes it (the fields read here). */
 interface WrittenPacket {
@@ -47,12 +50,17 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
   const writeToStream = mqttPacket.writeToStream;
   const generate = (mqttPacket as unknown as { generate(packet: object, opts?: object): Buffer }).generate;
   mqttPacket.writeToStream = function writeToStreamNoted(packet, stream, opts) {
+    /** Bytes the PUBLISH may still grow under the client's Maximum Packet Size (a topic alias adds some). */
+    let room = Infinity;
     if (packet.cmd === 'publish') {
       const limit = packetLimits.get(stream);
-      // MQTT-3.1.2-24: a packet over the client's Maximum Packet Size is not sent; Roost behaves as if it had been.
-      if (limit && generate(packet as never, opts as never).length > limit.max) {
-        limit.discard(packet);
-        return true;
+      if (limit) {
+        room = limit.max - generate(packet as never, opts as never).length;
+        // MQTT-3.1.2-24: a packet over the client's Maximum Packet Size is not sent; Roost behaves as if it had been.
+        if (room < 0) {
+          limit.discard(packet);
+          return true;
+        }
       }
     }
     if (packet.cmd === 'publish' && (packet.qos ?? 0) > 0) {
@@ -70,10 +78,11 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
       }
     }
     if (packet.cmd === 'publish' ? (packet.qos ?? 0) > 0 : packet.cmd === 'pubrel') flowsOf.get(stream)?.sent(packet);
-    else if (packet.cmd === 'connack' && sharedSubscriptionsOffered) {
+    else if (packet.cmd === 'connack') {
+      refuseKeepAliveAsMosquitto(packet);
       // Aedes 2 says "no shared subscriptions" in every v5 CONNACK (connect.js connackProperties); absent, the property says yes.
       const properties = (packet as { properties?: { sharedSubscriptionAvailable?: boolean } }).properties;
-      if (properties) delete properties.sharedSubscriptionAvailable;
+      if (properties && sharedSubscriptionsOffered) delete properties.sharedSubscriptionAvailable;
     } else if (packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubcomp') {
       if (packet.cmd !== 'pubcomp' && packet.reasonCode === NOT_AUTHORIZED) {
         const reasons = ackReasons.get(stream);
@@ -85,6 +94,10 @@ export function trackOutgoingFlows(mqttPacket: { writeToStream: WriteToStream })
       }
       // An inbound QoS 1/2 flow ends with its PUBACK, its PUBCOMP, or a PUBREC refusing it (0x80 and above).
       if (packet.cmd !== 'pubrec' || (packet.reasonCode ?? 0) >= 0x80) inbound.get(stream)?.delete(packet.messageId!);
+    }
+    // MQTT 5 only (a 3.1.1 packet has neither topic aliases nor properties): written last, as it goes out.
+    if ((opts as { protocolVersion?: number } | undefined)?.protocolVersion === 5) {
+      packet = packet.cmd === 'publish' ? withTopicAlias(packet, stream, room) : problemInformationAllowed(packet, stream);
     }
     return writeToStream(packet, stream, opts);
   };
