@@ -21,7 +21,8 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { Logger } from '../../lib/log.js';
 import { MEMBERS_ANNOUNCE_MS, ShareGroups, parseShare, type AnnouncedMembers, type ShareName } from '../shared-subscriptions.js';
-import { protocolLevel } from './connection.js';
+import type { Connection } from '../core.js';
+import { keepsSession, protocolLevel } from './connection.js';
 import { offerSharedSubscriptions, watchDeliveries, type WrittenPacket } from './outgoing-flows.js';
 
 type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
@@ -95,6 +96,7 @@ export function installSharedSubscriptions(broker: Aedes, opts: { log: Logger })
     subscribe(topic: string, fn: Deliver, done?: () => void): void;
     unsubscribe(topic: string, fn: Deliver, done?: () => void): void;
     handle: Aedes['handle'];
+    _wipeSession(client: { id: string }): void;
   };
   const node = b.id;
   const groups = new ShareGroups(node);
@@ -176,6 +178,19 @@ export function installSharedSubscriptions(broker: Aedes, opts: { log: Logger })
   };
   b.mq.on(handOverTopic(node), onHandOver);
 
+  // An offline member's membership ends with its session (expired, or wiped by a Clean Start), and
+  // when its client id connects anywhere: resuming, the session's subscriptions make it a member again.
+  const wipeSession = b._wipeSession;
+  b._wipeSession = function wipeSessionAndMemberships(client) {
+    if (groups.dropOffline(client.id)) changed();
+    return wipeSession.call(this, client);
+  };
+  const onNewClient: Deliver = (packet, cb) => {
+    if (groups.dropOffline(String(packet.payload))) changed();
+    cb();
+  };
+  b.mq.on('$SYS/+/new/clients', onNewClient);
+
   announce(true);
   announceTimer = setInterval(() => {
     if (groups.expire().length > 0) syncRoutes();
@@ -187,8 +202,22 @@ export function installSharedSubscriptions(broker: Aedes, opts: { log: Logger })
   function dispatch(key: string, packet: Packet, skip: Set<string> | undefined, cb: () => void): void {
     const member = groups.choose(key, skip);
     if (!member) {
-      log.debug({ group: key, topic: packet.topic }, 'shared subscription message dropped: no member connected');
+      log.debug({ group: key, topic: packet.topic }, 'shared subscription message dropped: the group has no member');
       return cb();
+    }
+    if (!member.online) {
+      // No member connected anywhere: into an offline member's session (the session store is the
+      // cluster's), as Aedes queues for a persistent subscriber; QoS 0 is not queued, as there.
+      const qos = Math.min(packet.qos, member.qos) as 0 | 1 | 2;
+      if (qos === 0) return cb();
+      b.persistence.outgoingEnqueue({ clientId: member.clientId, topic: key, qos }, { ...packet, qos }).then(
+        () => cb(),
+        (err: Error) => {
+          log.warn({ err: err.message, clientId: member.clientId, group: key }, 'shared subscription message not queued in an offline member\'s session; tried on another');
+          dispatch(key, packet, new Set(skip).add(member.clientId), cb);
+        },
+      );
+      return;
     }
     if (member.node === node) return deliverHere(key, member.clientId, packet, skip ?? new Set(), cb);
     const message = { ...packet };
@@ -296,7 +325,9 @@ export function installSharedSubscriptions(broker: Aedes, opts: { log: Logger })
       if (member.func !== func) continue;
       members!.delete(clientId);
       if (members!.size === 0) deliveries.delete(topic);
-      groups.removeLocal(topic, clientId);
+      // Aedes unsubscribes a closing client's filters too: one whose session stays is a member still.
+      if (member.client.closed && keepsSession(member.client as unknown as Connection)) groups.setOffline(topic, clientId);
+      else groups.removeLocal(topic, clientId);
       changed();
     }
     if (done) setImmediate(done);

@@ -155,6 +155,54 @@ describe('a persistent session keeps its shared subscription', () => {
     expect(got).toEqual(['m0', 'm1', 'm2']);
     await Promise.all([back, pub].map((c) => c.endAsync()));
   });
+
+  it('an offline member with a persistent session: messages go to a connected member while there is one, then queue in its session, and it gets them when it is back', async () => {
+    const topic = `shared/offline/${uniqueId('o')}`;
+    const clientId = uniqueId('shared-offline');
+    const persistent = await connectClient(t, 'mqtt', { protocolVersion: 4, clientId, clean: false });
+    await persistent.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
+    const online = await connectClient(t, 'ws', { protocolVersion: 5 });
+    const gotOnline = received(online);
+    await online.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
+    await persistent.endAsync();
+    const pub = await connectClient(t, 'mqtt', { protocolVersion: 4 });
+    for (let i = 0; i < 4; i++) await pub.publishAsync(topic, `live-${i}`, { qos: 1 });
+    expect(await until(() => gotOnline.length >= 4, 5000)).toBe(true);
+    expect(gotOnline).toEqual(['live-0', 'live-1', 'live-2', 'live-3']); // none queued for the offline one
+    await online.endAsync();
+    for (let i = 0; i < 3; i++) await pub.publishAsync(topic, `queued-${i}`, { qos: 1 });
+    await pub.publishAsync(topic, 'qos0-not-queued', { qos: 0 });
+
+    const back = await connectClient(t, 'mqtt', { protocolVersion: 4, clientId, clean: false });
+    const got = received(back);
+    expect(await until(() => got.length >= 3, 5000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got).toEqual(['queued-0', 'queued-1', 'queued-2']);
+    await Promise.all([back, pub].map((c) => c.endAsync()));
+  });
+
+  it('an offline member whose session ends (MQTT 5 Session Expiry 1 s) leaves its group: nothing is queued for it any more', async () => {
+    const topic = `shared/expired/${uniqueId('e')}`;
+    const clientId = uniqueId('shared-expiring');
+    const member = await connectClient(t, 'mqtt', { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 1 } });
+    await member.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
+    await member.endAsync();
+    await new Promise((r) => setTimeout(r, 2500)); // expiry, and the 1 s sweep
+    const pub = await connectClient(t, 'mqtt', { protocolVersion: 4 });
+    await pub.publishAsync(topic, 'after-expiry', { qos: 1 });
+    const back = await connectClient(t, 'mqtt', { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 60 } });
+    const got = received(back);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(got).toEqual([]);
+    // No longer a member either: a new shared subscriber gets the next message.
+    const fresh = await connectClient(t, 'mqtt', { protocolVersion: 4 });
+    const gotFresh = received(fresh);
+    await fresh.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
+    await pub.publishAsync(topic, 'next', { qos: 1 });
+    expect(await until(() => gotFresh.length >= 1, 3000)).toBe(true);
+    expect(got).toEqual([]);
+    await Promise.all([back, pub, fresh].map((c) => c.endAsync()));
+  });
 });
 
 describe.each(RAW_TRANSPORTS)('share names and ACLs over %s', (transport) => {

@@ -18,7 +18,7 @@ describe('ShareGroups', () => {
     a.addLocal('$share/g/t', 'x', 1);
     a.heard('node-b', [['$share/g/t', 'y', 1], ['$share/h/t', 'z', 0]]);
     expect([1, 2, 3, 4].map(() => a.choose('$share/g/t')?.clientId)).toEqual(['x', 'y', 'x', 'y']);
-    expect(a.choose('$share/h/t')).toEqual({ node: 'node-b', clientId: 'z', qos: 0 });
+    expect(a.choose('$share/h/t')).toEqual({ node: 'node-b', clientId: 'z', qos: 0, online: true });
     expect(a.choose('$share/none/t')).toBeUndefined();
     expect(a.keys().sort()).toEqual(['$share/g/t', '$share/h/t']);
   });
@@ -43,6 +43,25 @@ describe('ShareGroups', () => {
     a.removeLocal('$share/g/t', 'x');
     expect(a.choose('$share/g/t')).toBeUndefined();
     expect(a.announcement()).toEqual([]);
+  });
+
+  it('an offline member (persistent session) is chosen only while no member is connected; dropped, it is none', () => {
+    const a = new ShareGroups('node-a');
+    a.addLocal('$share/g/t', 'p', 1);
+    a.addLocal('$share/g/t', 'q', 1);
+    a.setOffline('$share/g/t', 'p');
+    a.heard('node-b', [['$share/g/t', 'r', 1, 1]]);
+    expect([1, 2, 3].map(() => a.choose('$share/g/t')?.clientId)).toEqual(['q', 'q', 'q']);
+    a.removeLocal('$share/g/t', 'q');
+    expect([1, 2, 3, 4].map(() => a.choose('$share/g/t')).map((m) => `${m?.clientId}:${m?.online}`)).toEqual(['p:false', 'r:false', 'p:false', 'r:false']);
+    expect(a.announcement()).toEqual([['$share/g/t', 'p', 1, 1]]);
+    expect(a.dropOffline('q')).toBe(false);
+    expect(a.dropOffline('p')).toBe(true);
+    a.forget('node-b');
+    expect(a.choose('$share/g/t')).toBeUndefined();
+    a.addLocal('$share/g/t', 'p', 2);
+    expect(a.dropOffline('p')).toBe(false); // online again: not an offline membership
+    expect(a.choose('$share/g/t')).toEqual({ node: 'node-a', clientId: 'p', qos: 2, online: true });
   });
 
   it('its own announcements are not taken as another node\'s', () => {
