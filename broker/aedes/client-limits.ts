@@ -11,6 +11,7 @@ import { LimitExceeded, type LimitName, type LimitReporter, type LimitSettings }
 import { mqttPacket } from './mqtt-packet.js';
 import { unsentBytes } from '../write-coalescing.js';
 import { heldBytes } from './outgoing-flows.js';
+import { withAllSubscriptionIdentifiers } from './subscription-ids.js';
 
 /** Aedes's own limit errors, recognised by their message (Aedes 1.2 gives them no code). */
 const AEDES_LIMIT_ERRORS: Array<[RegExp, LimitName]> = [
@@ -49,7 +50,8 @@ interface ClientInternals {
   rejectPacketTooLarge?(size: number): void;
   /** The protocol level Aedes writes this client's packets in (3, 4 or 5), set at CONNECT. */
   _wireVersion: 3 | 4 | 5 | null;
-  subscriptions: Record<string, { qos: number }>;
+  /** Aedes 2's Subscription: the granted QoS and the Subscription Identifier, if any. */
+  subscriptions: Record<string, { qos: number; si?: number }>;
   deliver0: (packet: ForwardPacket, callback: () => void) => void;
   deliverQoS: Deliver;
   close(): void;
@@ -163,6 +165,7 @@ export function installClientLimits(broker: Aedes, settings: LimitSettings, repo
       }
       const forward = forwardable(client, packet);
       if (!forward) return setImmediate(callback);
+      if (client.version === 5) withAllSubscriptionIdentifiers(client.subscriptions, forward);
       if (buffered() >= settings.maxClientBufferBytes) {
         reporter.hit('client_buffer', { clientId: client.id, buffered: buffered(), qos: 0 }, 'QoS 0 message dropped');
         return setImmediate(callback);
@@ -185,6 +188,7 @@ export function installClientLimits(broker: Aedes, settings: LimitSettings, repo
         packet.qos = granted as 1;
       }
       if (queues.droppedFor(packet, client.id)) return setImmediate(callback);
+      if (client.version === 5) withAllSubscriptionIdentifiers(client.subscriptions, packet);
       if (buffered() >= settings.maxClientBufferBytes) {
         reporter.hit('client_buffer', { clientId: client.id, buffered: buffered(), qos: packet.qos }, 'slow client disconnected');
         // A persistent session keeps the message queued and gets it when it is back.

@@ -46,6 +46,26 @@ async function device(username: string, rules: Array<{ pattern: string; access: 
 }
 
 describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (transport) => {
+  it('MQTT-3.3.4-3/4: a message matching several of a client\'s subscriptions goes out once, with the Subscription Identifiers of all of them that have one', async () => {
+    const base = `v5/si/${uniqueId(transport)}`;
+    const sub = await connectClient(t, transport, { protocolVersion: 5 });
+    const got: mqtt.IPublishPacket[] = [];
+    sub.on('message', (_topic, _payload, packet) => got.push(packet));
+    await sub.subscribeAsync(`${base}/a/#`, { qos: 1, properties: { subscriptionIdentifier: 7 } });
+    await sub.subscribeAsync(`${base}/+/x`, { qos: 0, properties: { subscriptionIdentifier: 9 } });
+    await sub.subscribeAsync(`${base}/a/x`, { qos: 1 }); // no identifier
+    await sub.subscribeAsync(`${base}/b/only`, { qos: 1, properties: { subscriptionIdentifier: 11 } });
+    const pub = await connectClient(t, transport, { protocolVersion: 4 });
+    for (const qos of [0, 1] as const) await pub.publishAsync(`${base}/a/x`, `both-${qos}`, { qos });
+    await pub.publishAsync(`${base}/c/x`, 'nine', { qos: 1 });
+    await pub.publishAsync(`${base}/b/only`, 'eleven', { qos: 1 });
+    expect(await until(() => got.length >= 4, 5000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200)); // a second copy would arrive meanwhile
+    const ids = (p: mqtt.IPublishPacket) => [p.properties?.subscriptionIdentifier ?? []].flat().sort((x, y) => x - y);
+    expect(got.map((p) => `${String(p.payload)} ${JSON.stringify(ids(p))}`).sort()).toEqual(['both-0 [7,9]', 'both-1 [7,9]', 'eleven [11]', 'nine [9]']);
+    await Promise.all([sub, pub].map((c) => c.endAsync()));
+  });
+
   it('a v5 and a 3.1.1 client on the same topics each get every QoS 0/1/2 message; the v5 properties reach the v5 subscriber in order and never the 3.1.1 one', async () => {
     const base = `v5/mixed/${uniqueId(transport)}`;
     const v5sub = await connectClient(t, transport, { protocolVersion: 5 });
