@@ -132,6 +132,27 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
     expect(await until(async () => (await connectV5(transport, { username: name, password }).then((r) => (r.client.end(true), r.refused))) === undefined, 2000)).toBe(true);
   });
 
+  it('MQTT-3.2.2: 0x87 (Not authorized) for a will topic outside the device\'s rules and for a disabled device; nothing is stored as a will', async () => {
+    const name = uniqueId(`v5-unauth-${transport}`);
+    const password = await device(name, [{ pattern: `${name}/#`, access: 'readwrite' }]);
+    const outside = await connectV5(transport, { username: name, password, will: { topic: 'victim/cmd', payload: Buffer.from('x'), qos: 1, retain: true } });
+    expect(outside.refused).toBe(0x87);
+    const inside = await connectV5(transport, { username: name, password, will: { topic: `${name}/status`, payload: Buffer.from('gone'), qos: 1, retain: false } });
+    expect(inside.connack?.reasonCode ?? 0).toBe(0);
+    await inside.client.endAsync();
+    expect((await api(t, 'PATCH', `/api/devices/${name}`, { enabled: false })).status).toBe(200);
+    let refused: number | undefined;
+    await until(async () => {
+      const r = await connectV5(transport, { username: name, password });
+      r.client.end(true);
+      refused = r.refused;
+      return refused !== undefined;
+    }, 2000);
+    expect(refused).toBe(0x87);
+    // The refused will never reached the retained store.
+    expect((await api(t, 'GET', `/api/retained/message?topic=${encodeURIComponent('victim/cmd')}`)).status).toBe(404);
+  });
+
   it('MQTT-3.4.2.1: a QoS 1/2 PUBLISH outside the ACL gets PUBACK/PUBREC 0x87, is neither delivered nor stored, and the connection stays up', async () => {
     const name = uniqueId(`v5-acl-${transport}`);
     const password = await device(name, [{ pattern: `v5acl/${name}/#`, access: 'write' }]);
