@@ -44,6 +44,7 @@ import { completeMqtt5, keepSessionExpiry } from './mqtt5.js';
 import { setConnackReasonCode } from './connack.js';
 import { protocolLevel } from './connection.js';
 import { admitSharedFilter, installSharedSubscriptions } from './shared-subscriptions.js';
+import { holdStrayWills } from './stray-wills.js';
 
 export interface BrokerCoreOptions {
   id?: string;
@@ -257,6 +258,8 @@ export async function createBrokerCore(opts: BrokerCoreOptions): Promise<BrokerC
       broker.handle(stream, req);
     },
     keepSessionExpiry(store, liveElsewhere) {
+      // The wills a session leaves on a node that died wait for their delay and give way to the client back (stray-wills.ts).
+      holdStrayWills(broker, { log: opts.log, liveElsewhere });
       const stop = keepSessionExpiry(broker, store, { log: opts.log, liveElsewhere });
       afterClose.push(stop);
       return stop;

@@ -28,7 +28,7 @@ export interface InternalField {
 export const INTERNAL_FIELDS: readonly InternalField[] = [
   // Aedes (aedes.js)
   { on: 'broker', field: 'version', use: 'read', by: 'protocol-guards.ts (refuses another major)' },
-  { on: 'broker', field: 'persistence', use: 'read', by: 'protocol-guards.ts, client-limits.ts, core.ts (retained messages), shared-subscriptions.ts (a member\'s session queue)' },
+  { on: 'broker', field: 'persistence', use: 'read', by: 'protocol-guards.ts, client-limits.ts, core.ts (retained messages), shared-subscriptions.ts (a member\'s session queue), stray-wills.ts (streamWill wrapped)' },
   { on: 'broker', field: 'mq', use: 'read', by: 'core.ts (match-cache.ts, mq-flat-release.ts), publish-fast-lane.ts, shared-subscriptions.ts (its routes and announcements)' },
   { on: 'broker', field: 'clients', use: 'written', by: 'upstream-fixes.ts (without a prototype), core.ts (connections)' },
   { on: 'broker', field: 'brokers', use: 'written', by: 'upstream-fixes.ts (without a prototype)' },
