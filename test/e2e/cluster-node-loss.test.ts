@@ -2,11 +2,13 @@
  * Losing a node: kill -9 one of three nodes under QoS 1 load. Its publishers reconnect to the
  * survivors and carry on; every message a publisher got a PUBACK for is in `messages` and reaches
  * both persistent (clean=false) subscribers — the one that was on the killed node gets its queue
- * when it comes back on another node.
+ * when it comes back on another node. The kill comes while a lock holds the writes to `messages`, so
+ * publishes on the dying node are in flight and uncommitted: a PUBACK sent before its commit is caught.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { connectTo, recorder, startTestCluster, waitFor, type RoostNode, type TestCluster } from '../helpers/cluster.js';
+import { holdMessageWrites } from '../helpers/db.js';
 
 const PUBLISHERS = 6;
 
@@ -71,8 +73,17 @@ describe('SIGKILL of one node out of three under QoS 1 load', () => {
 
     await new Promise((r) => setTimeout(r, 2500));
     const ackedBeforeKill = acked.size;
-    await c.kill('SIGKILL');
-    expect(await c.exited).toBe('SIGKILL');
+    const release = await holdMessageWrites(cluster.databaseUrl);
+    let inFlightAtKill: number;
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      inFlightAtKill = sent - acked.size;
+      await c.kill('SIGKILL');
+      expect(await c.exited).toBe('SIGKILL');
+    } finally {
+      await release();
+    }
+    expect(inFlightAtKill).toBeGreaterThan(0); // sent and not acknowledged when it died
     await new Promise((r) => setTimeout(r, 3000));
     stop = true;
     await Promise.all(loops);
@@ -90,7 +101,7 @@ describe('SIGKILL of one node out of three under QoS 1 load', () => {
     };
     await waitFor('keeper-c to have every acknowledged message', () => missingFrom([fromC, resumed]).length === 0, 20_000, 200).catch(() => {});
     await waitFor('keeper-a to have every acknowledged message', () => missingFrom([fromA]).length === 0, 10_000, 200).catch(() => {});
-    console.log(`node loss: ${sent} sent, ${acked.size} acknowledged (${ackedBeforeKill} before the kill), ${reconnects} publisher reconnects; keeper-c got ${fromC.messages.length} before and ${resumed.messages.length} after moving`);
+    console.log(`node loss: ${sent} sent, ${acked.size} acknowledged (${ackedBeforeKill} before the kill, ${inFlightAtKill} in flight at it), ${reconnects} publisher reconnects; keeper-c got ${fromC.messages.length} before and ${resumed.messages.length} after moving`);
     expect(missingFrom([fromC, resumed])).toEqual([]);
     expect(missingFrom([fromA])).toEqual([]);
 

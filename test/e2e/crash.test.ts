@@ -5,23 +5,10 @@
  * flight and uncommitted: a PUBACK sent before its commit is then always caught, not by chance.
  */
 import mqtt from 'mqtt';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../../lib/db/index.js';
-import { BACKENDS } from '../helpers/db.js';
+import { BACKENDS, holdMessageWrites } from '../helpers/db.js';
 import { PROCESS_ADMIN, startRoostProcess } from '../helpers/roost-process.js';
-
-/** Holds every write to messages (COPY needs ROW EXCLUSIVE) until released. */
-async function holdMessageWrites(databaseUrl: string): Promise<() => Promise<void>> {
-  const holder = new pg.Client({ connectionString: databaseUrl });
-  await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query('LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE');
-  return async () => {
-    await holder.query('ROLLBACK').catch(() => {});
-    await holder.end();
-  };
-}
 
 describe.each(BACKENDS)('SIGKILL under QoS 1 load (%s)', (backend) => {
   it('keeps every acknowledged message', async () => {

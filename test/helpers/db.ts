@@ -55,3 +55,19 @@ export async function openTestDb(backend: BackendName, dataDir = 'memory://'): P
   const db = await openDb({ dataDir });
   return { db, dataDir, cleanup: () => db.close().catch(() => {}) };
 }
+
+/**
+ * Holds every write to messages on a PostgreSQL database (COPY and INSERT need ROW EXCLUSIVE) until
+ * the returned function is called: publishes stay in flight and uncommitted meanwhile, so a kill then
+ * catches a PUBACK sent before its commit every time, not by chance.
+ */
+export async function holdMessageWrites(databaseUrl: string): Promise<() => Promise<void>> {
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE');
+  return async () => {
+    await holder.query('ROLLBACK').catch(() => {});
+    await holder.end();
+  };
+}
