@@ -108,4 +108,46 @@ describe('sessions across three nodes', () => {
     expect(later.messages.map((m) => m.payload)).toEqual(['after']);
     await Promise.all([again.endAsync(), pub.endAsync()]);
   });
+
+  it('3.1.2.11.2 across nodes: an MQTT 5 session left on node A with a 3 s expiry is resumed on node B within it (Session Present, its queue), and outlives its first interval there; one not resumed in time is gone on node C', async () => {
+    const [a, b, c] = cluster.nodes;
+    const v5 = (clientId: string, expiry: number) => ({ clientId, clean: false, protocolVersion: 5 as const, properties: { sessionExpiryInterval: expiry } });
+    // Session Present of the CONNACK that MQTT.js keeps on the client.
+    const connack = (client: Awaited<ReturnType<typeof connectTo>>) => (client as unknown as { connackPacket: { sessionPresent: boolean } }).connackPacket.sessionPresent;
+    const pub = await connectTo(c);
+
+    const kept = await connectTo(a, v5('v5-roamer-kept', 3));
+    await kept.subscribeAsync('v5roam/kept', { qos: 1 });
+    const lost = await connectTo(a, v5('v5-roamer-lost', 3));
+    await lost.subscribeAsync('v5roam/lost', { qos: 1 });
+    await Promise.all([kept.endAsync(), lost.endAsync()]);
+    for (let i = 0; i < 3; i++) await pub.publishAsync('v5roam/kept', `k${i}`, { qos: 1 });
+
+    const back = await connectTo(b, v5('v5-roamer-kept', 3));
+    const got = recorder(back);
+    expect(connack(back)).toBe(true);
+    await waitFor('the 3 queued messages on node B', () => got.messages.length >= 3, 5000);
+    // Past the first interval (and node A's 1 s sweeps): the session lives on with its connection on B.
+    await new Promise((r) => setTimeout(r, 4500));
+    await pub.publishAsync('v5roam/kept', 'live', { qos: 1 });
+    await waitFor('a live message on node B', () => got.messages.length >= 4, 5000);
+    expect(got.messages.map((m) => m.payload)).toEqual(['k0', 'k1', 'k2', 'live']);
+    // Its stored session is whole too (no node wiped it): away again and back on node C, it is there.
+    await back.endAsync();
+    await pub.publishAsync('v5roam/kept', 'while-away', { qos: 1 });
+    const again = await connectTo(c, v5('v5-roamer-kept', 3));
+    const gotAgain = recorder(again);
+    expect(connack(again)).toBe(true);
+    await waitFor('the message queued while away, on node C', () => gotAgain.messages.length >= 1, 5000);
+    expect(gotAgain.messages.map((m) => m.payload)).toEqual(['while-away']);
+
+    // The other session's 3 s ran out while it was away: on node C it starts afresh, its queue gone.
+    await pub.publishAsync('v5roam/lost', 'too-late', { qos: 1 });
+    const late = await connectTo(c, v5('v5-roamer-lost', 3));
+    const gotLate = recorder(late);
+    expect(connack(late)).toBe(false);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(gotLate.messages).toEqual([]);
+    await Promise.all([again.endAsync(), late.endAsync(), pub.endAsync()]);
+  });
 });
