@@ -361,6 +361,38 @@ describe('MQTT 5 timers (MQTT.js over TCP)', () => {
     await Promise.all([pub, early, back, late].map((c) => c.endAsync()));
   });
 
+  it('3.1.3.2.4: a retained will with a Message Expiry Interval reaches subscribers with its remaining interval, and is retained only that long', async () => {
+    const topic = `v5/will-expiry/${uniqueId('will')}`;
+    const watcher = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    const packets: mqtt.IPublishPacket[] = [];
+    watcher.on('message', (_t, _p, packet) => packets.push(packet));
+    await watcher.subscribeAsync(topic, { qos: 1 });
+    const { client } = await connectV5('mqtt', {
+      clientId: uniqueId('will-expiry'),
+      will: { topic, payload: Buffer.from('gone'), qos: 1, retain: true, properties: { messageExpiryInterval: 2, contentType: 'text/plain' } },
+    });
+    (client as unknown as { stream: { destroy(): void } }).stream.destroy(); // no DISCONNECT: the will goes out
+    expect(await until(() => packets.length >= 1, 3000)).toBe(true);
+    expect(String(packets[0].payload)).toBe('gone');
+    expect(packets[0].properties).toMatchObject({ contentType: 'text/plain' });
+    expect(packets[0].properties?.messageExpiryInterval).toBeGreaterThanOrEqual(1);
+    expect(packets[0].properties?.messageExpiryInterval).toBeLessThanOrEqual(2);
+    // Retained while its interval runs; gone from the retained store after it.
+    const early = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    const earlyGot = collect(early, 1, 2000);
+    await early.subscribeAsync(topic, { qos: 1 });
+    expect((await earlyGot).map((m) => String(m.payload))).toEqual(['gone']);
+    await new Promise((r) => setTimeout(r, 2500));
+    const late = await connectClient(t, 'mqtt', { protocolVersion: 5 });
+    const lateGot: string[] = [];
+    late.on('message', (_t, payload) => lateGot.push(String(payload)));
+    await late.subscribeAsync(topic, { qos: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(lateGot).toEqual([]);
+    client.end(true);
+    await Promise.all([watcher, early, late].map((c) => c.endAsync()));
+  });
+
   it('3.1.3.2.2: a will with a Will Delay Interval is published that long after the connection is lost, not at once', async () => {
     const topic = `v5/will-delay/${uniqueId('will')}`;
     const watcher = await connectClient(t, 'mqtt', { protocolVersion: 5 });
