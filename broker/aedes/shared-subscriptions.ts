@@ -15,8 +15,10 @@
  *   members    each node announces its members on another such topic, on change and every 2 s.
  *   QoS 1/2    a message a member has not acknowledged (PUBACK or PUBREC) when its connection ends
  *              goes to another member (MQTT 5.0 4.8.2 "SHOULD"), and leaves the member's session.
- * A group with no member connected anywhere drops the message. A node that stops leaves its groups at
- * once (its last announcement is empty); one that dies, once not heard from for 6 s.
+ *   offline    a member whose session stays when its connection closes stays a member; with no
+ *              member connected anywhere, a message goes into an offline member's session.
+ * A group with no member at all drops the message. A node that stops leaves its groups at once (its
+ * last announcement is empty); one that dies, once not heard from for 6 s.
  */
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { Logger } from '../../lib/log.js';
@@ -63,7 +65,6 @@ const DOLLAR = 36;
 const PLUS = 43;
 const HASH = 35;
 
-
 /**
  * For authorizeSubscribe, before the subscribe steps: the subscription's topic made a plain string
  * again, and its share name if it is a shared one; 'invalid' for a malformed `$share/` filter, and
@@ -88,7 +89,6 @@ export function installSharedSubscriptions(broker: Aedes, opts: { log: Logger })
     id: string;
     counter: number;
     mq: MqEmitter;
-    clients: Record<string, MemberClient | undefined>;
     persistence: {
       outgoingEnqueue(sub: { clientId: string; topic: string; qos: number }, packet: object): Promise<unknown>;
       outgoingClearMessageId(client: unknown, packet: { messageId: number }): Promise<unknown>;
