@@ -67,8 +67,7 @@ const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c
  * The cost, `node dist/bench/run.js --targets roost-pglite --scenarios qos0[,qos1] --duration 5`, four
  * QoS 0 and two QoS 1 runs each on a shared two-core machine: QoS 0 45,463–66,217 delivered msg/s
  * at 16 MB, 61,170–72,996 at 128 MB; QoS 1 23,042–24,294 against 24,707–26,281 acked msg/s.
- */
-/**
+ *
  * optimizeWasm (ROOST_PGLITE_OPTIMIZE, default on): V8 compiles WebAssembly with its baseline
  * compiler (Liftoff) as each function is first called, then recompiles the hot ones with its
  * optimizing compiler (TurboFan) on background threads. For PGlite's 9 MB module that second tier
