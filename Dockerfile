@@ -18,6 +18,8 @@ RUN npm run build
 
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production
+# The allocator returns large freed blocks to the system (cli/node-flags.ts, LAUNCH_ENV).
+ENV GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072
 # A container is reached from outside it: listen on every interface, which also ends the
 # loopback-only mode (anonymous clients are refused; README "Devices, passwords and topic rules").
 ENV ROOST_HOST=0.0.0.0 ROOST_API_HOST=0.0.0.0

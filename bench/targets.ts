@@ -25,7 +25,7 @@ import bcrypt from 'bcrypt';
 import type { Credential } from './credentials.js';
 import { openDb, type Db } from '../lib/db/index.js';
 import { migrate } from '../lib/db/migrate.js';
-import { NODE_FLAGS } from '../cli/node-flags.js';
+import { LAUNCH_ENV, NODE_FLAGS } from '../cli/node-flags.js';
 import { freePort, startPostgres, type PostgresServer } from '../test/helpers/services.js';
 import { createApiToken } from '../api/tokens.js';
 import { PGLITE_THREAD_NAME } from '../lib/db/pglite.js';
@@ -429,11 +429,12 @@ export function cpuSeconds(pids: number[]): number {
   return total;
 }
 
-/** The environment of a benchmarked Roost child: ours without Roost settings, MQTT/TCP on `port` only. */
+/** The environment of a benchmarked Roost child: ours without Roost settings, as `npm start` launches it (LAUNCH_ENV), MQTT/TCP on `port` only. */
 export function roostChildEnv(port: number, extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^(ROOST_|DATABASE_URL$|REDIS_URL$)/.test(k)) env[k] = v;
   return Object.assign(env, {
+    ...LAUNCH_ENV,
     ROOST_HOST: '127.0.0.1',
     ROOST_MQTT_PORT: String(port),
     ROOST_MQTTS_PORT: 'off',

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072 node --max-semi-space-size=32
 /**
  * The `roost` command. `roost start` (default) runs the broker and the API; `roost api` runs the
  * API alone against the same database; `roost migrate` applies the schema; `roost token create`

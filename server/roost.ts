@@ -137,6 +137,7 @@ export async function openConfiguredDb(config: Config): Promise<Db> {
       dataDir: config.ROOST_DATA_DIR,
       poolSize: config.ROOST_DB_POOL_SIZE,
       pgliteSharedBuffers: config.ROOST_PGLITE_SHARED_BUFFERS,
+      pgliteOptimize: config.ROOST_PGLITE_OPTIMIZE,
     });
   } catch (err) {
     if (err instanceof DataDirLockedError) throw new StartupError('ROOST_DATA_DIR', `${err.message}; one process at a time opens an embedded database`);

@@ -23,7 +23,7 @@ import { guardConnection, type AedesClientInternals } from './connection-guards.
 import type { ProtocolViolation } from '../protocol/errors.js';
 import { trackOutgoingFlows } from './outgoing-flows.js';
 import { PacketIds } from '../protocol/packet-ids.js';
-import { replaceAedesPacketIds } from './packet-ids.js';
+import { putPacketIdsBehindAedesClients, replaceAedesPacketIds } from './packet-ids.js';
 import { mqttPacket } from './mqtt-packet.js';
 import type { PublishFastLane } from './publish-fast-lane.js';
 import { SessionMarkers, type IncomingStore } from '../protocol/session-markers.js';
@@ -93,6 +93,7 @@ export function installProtocolGuards(broker: Aedes, opts: ProtocolGuardOptions)
     return wipeSession.call(this, client);
   };
 
+  putPacketIdsBehindAedesClients();
   const handle = broker.handle;
   broker.handle = (conn, req) => {
     const client = handle.call(broker, conn, req);

@@ -4,6 +4,7 @@
  * new folder (pglite-init.ts).
  */
 import { fdatasyncSync } from 'node:fs';
+import v8 from 'node:v8';
 import { PGlite, types } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 
@@ -66,16 +67,32 @@ const durableStartParams = [...defaultStartParams.filter((p) => p !== '-F'), '-c
  * The cost, `node dist/bench/run.js --targets roost-pglite --scenarios qos0[,qos1] --duration 5`, four
  * QoS 0 and two QoS 1 runs each on a shared two-core machine: QoS 0 45,463–66,217 delivered msg/s
  * at 16 MB, 61,170–72,996 at 128 MB; QoS 1 23,042–24,294 against 24,707–26,281 acked msg/s.
+ *
+ * optimizeWasm (ROOST_PGLITE_OPTIMIZE, default on): V8 compiles WebAssembly with its baseline
+ * compiler (Liftoff) as each function is first called, then recompiles the hot ones with its
+ * optimizing compiler (TurboFan) on background threads. For PGlite's 9 MB module that second tier
+ * keeps 45–60 MB more resident (its code, and what the compilers' memory leaves in the allocator)
+ * and takes about 1 s of CPU while the migrations run, but the baseline code costs about 45 % more
+ * of the database thread's CPU per stored row: `node dist/bench/pglite-cost.js`, 18.0–18.6 µs
+ * against 12.4–13.8 µs (bench/FINDINGS.md). Off is for a box where memory is the limit.
+ * V8's flags are the process's: the database opened last sets them for the WebAssembly compiled
+ * after it, and a module V8 compiled before (it caches them by their bytes) keeps its own; Roost
+ * opens one database, and Node's fetch parser is the only other WebAssembly it may run.
  */
 export interface PgliteSettings {
   /** The data folder, or 'memory://…' to keep the database in memory. */
   dataDir: string;
   /** shared_buffers in PostgreSQL memory units, e.g. '16MB' (checked by lib/config.ts). */
   sharedBuffers: string;
+  /** Whether V8 optimizes the hot WebAssembly functions (TurboFan) or keeps baseline code only. */
+  optimizeWasm: boolean;
 }
 
 /** PGlite on `dataDir` ('memory://' keeps it in memory); the folder was made and checked by the opener (data-dir.ts). */
-export function createPglite({ dataDir, sharedBuffers }: PgliteSettings): Promise<PGlite> {
+export function createPglite({ dataDir, sharedBuffers, optimizeWasm }: PgliteSettings): Promise<PGlite> {
+  // Before PGlite compiles its module: V8 reads these as it compiles and tiers up. --liftoff-only
+  // also turns tier-up off, which --no-liftoff-only does not turn back on.
+  v8.setFlagsFromString(optimizeWasm ? '--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering' : '--liftoff-only');
   const bufferPool = ['-c', `shared_buffers=${sharedBuffers}`];
   return dataDir.startsWith('memory://')
     ? PGlite.create(dataDir, { parsers, startParams: [...defaultStartParams, ...bufferPool] })

@@ -53,24 +53,27 @@ function toBuffers(rows: unknown[]): void {
 }
 
 /**
- * Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests), with
- * `sharedBuffers` of buffer pool (e.g. '16MB'). The folder is this process's until close():
+ * Embedded PostgreSQL in `dataDir` ('memory://' keeps it in memory, for tests), with the buffer
+ * pool and compiler of `settings` (pglite-open.ts). The folder is this process's until close():
  * another process opening it gets DataDirLockedError.
  */
-export async function openPglite(dataDir: string, sharedBuffers: string): Promise<Db> {
+export async function openPglite(dataDir: string, settings: Omit<PgliteSettings, 'dataDir'>): Promise<Db> {
   let lock: DataDirLock | undefined;
   if (!dataDir.startsWith('memory://')) {
     prepareDataDir(dataDir);
     lock = lockDataDir(dataDir);
   }
   try {
-    if (lock && !existsSync(path.join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir, sharedBuffers);
-    return await startWorker({ dataDir, sharedBuffers }, () => lock?.release());
+    if (lock && !existsSync(path.join(dataDir, 'PG_VERSION'))) await initialiseDataDir(dataDir, settings.sharedBuffers);
+    return await startWorker({ dataDir, ...settings }, () => lock?.release());
   } catch (err) {
     lock?.release();
     throw err;
   }
 }
+
+/** initdb's process runs for seconds: V8's optimizing compiler would only add to them (pglite-init.ts). */
+const INITDB_NODE_FLAGS = ['--liftoff-only'];
 
 /**
  * The first open of an empty folder runs initdb in a process of its own (pglite-init.ts says why),
@@ -78,7 +81,7 @@ export async function openPglite(dataDir: string, sharedBuffers: string): Promis
  */
 async function initialiseDataDir(dataDir: string, sharedBuffers: string): Promise<void> {
   try {
-    await run(process.execPath, [fileURLToPath(compiled('pglite-init.js')), dataDir, sharedBuffers], { maxBuffer: 1024 * 1024 });
+    await run(process.execPath, [...INITDB_NODE_FLAGS, fileURLToPath(compiled('pglite-init.js')), dataDir, sharedBuffers], { maxBuffer: 1024 * 1024 });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').pop();
     throw new Error(`initdb failed${stderr ? `: ${stderr}` : ''}`);
