@@ -22,7 +22,9 @@
  * Elsewhere in the seam: Server Keep Alive (keep-alive-limit.ts), reason codes of refused CONNECTs
  * and Session Present (connack.ts), PUBACK 0x87 for a PUBLISH the ACL refuses (publish-steps.ts),
  * DISCONNECT 0x95 for a packet over the limit (client-limits.ts), DISCONNECT 0x98 for a kick or a ban
- * (connection.ts), the queue of a resumed session (upstream-fixes.ts).
+ * (connection.ts), the queue of a resumed session (upstream-fixes.ts), shared subscriptions
+ * (shared-subscriptions.ts), every matching Subscription Identifier (subscription-ids.ts), the wills
+ * with a delay a dead node left (stray-wills.ts).
  */
 import type { Aedes, Client } from 'aedes';
 import { keepsSession } from './connection.js';
