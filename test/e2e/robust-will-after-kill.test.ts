@@ -8,11 +8,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../lib/db/index.js';
 import { BACKENDS } from '../helpers/db.js';
-import { dbEnv, PROCESS_ADMIN, restartRoostProcess, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
+import { connectToProcess, dbEnv, PROCESS_ADMIN, restartRoostProcess, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
 import { until } from '../helpers/roost.js';
 
 const CLI = path.resolve('dist/cli/cli.js');
@@ -24,13 +23,7 @@ function roostCommand(roost: RoostProcess, args: string[]): string {
   return res.stdout;
 }
 
-function connect(roost: RoostProcess, opts: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${roost.mqttPort}`, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-    client.once('connect', () => resolve(client));
-    client.once('error', reject);
-  });
-}
+const connect = connectToProcess;
 
 const started: RoostProcess[] = [];
 afterEach(async () => {

@@ -5,19 +5,14 @@
  * it is published. Aedes 2 alone publishes both at the first sweep. Heartbeats every second: the
  * sweep runs 4-8 s after the restart.
  */
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKENDS } from '../helpers/db.js';
-import { PROCESS_ADMIN, restartRoostProcess, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
+import { connectToProcess, PROCESS_ADMIN, restartRoostProcess, startRoostProcess, type RoostProcess } from '../helpers/roost-process.js';
 import { until } from '../helpers/roost.js';
 
-function connect(roost: RoostProcess, opts: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${roost.mqttPort}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10_000, ...PROCESS_ADMIN, ...opts });
-    client.once('connect', () => resolve(client));
-    client.once('error', reject);
-  });
-}
+/** An MQTT 5 client of the test's admin on the process. */
+const connect = (roost: RoostProcess, opts: mqtt.IClientOptions) => connectToProcess(roost, { protocolVersion: 5, ...PROCESS_ADMIN, ...opts });
 
 const started: RoostProcess[] = [];
 afterEach(async () => {

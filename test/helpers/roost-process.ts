@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createPostgresDatabase, type BackendName } from './db.js';
 import { httpsRequest } from './https.js';
+import mqtt from 'mqtt';
 import { freePort } from './services.js';
 
 const CLI = path.resolve('dist/cli/cli.js');
@@ -121,4 +122,13 @@ async function launchRoostProcess(dbOptions: RoostProcess['dbOptions'], env: Rec
       await drop();
     },
   };
+}
+
+/** An MQTT.js client (3.1.1 unless `opts` says) on the process's MQTT port, once its CONNACK is in. */
+export function connectToProcess(roost: RoostProcess, opts: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${roost.mqttPort}`, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+    client.once('connect', () => resolve(client));
+    client.once('error', reject);
+  });
 }

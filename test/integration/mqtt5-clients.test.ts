@@ -37,6 +37,21 @@ function connectV5(transport: 'mqtt' | 'ws', opts: IClientOptions): Promise<{ cl
   });
 }
 
+/**
+ * The reason code a v5 CONNECT is refused with once an admin change has reached the broker (through
+ * PostgreSQL's NOTIFY: within moments, not necessarily at once); undefined if none within 2 s.
+ */
+async function refusedOnceHeard(transport: 'mqtt' | 'ws', opts: IClientOptions): Promise<number | undefined> {
+  let refused: number | undefined;
+  await until(async () => {
+    const r = await connectV5(transport, opts);
+    r.client.end(true);
+    refused = r.refused;
+    return refused !== undefined;
+  }, 2000);
+  return refused;
+}
+
 /** A device with its password and, when given, write/read rules. */
 async function device(username: string, rules: Array<{ pattern: string; access: 'read' | 'write' | 'readwrite' }> = []): Promise<string> {
   const created = await api(t, 'POST', '/api/devices', { username });
@@ -120,14 +135,7 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
     const ban = await api(t, 'POST', '/api/bans', { kind: 'username', value: name });
     expect(ban.status).toBe(201);
     // The ban reaches the broker through PostgreSQL's NOTIFY: within moments, not necessarily at once.
-    let refused: number | undefined;
-    await until(async () => {
-      const r = await connectV5(transport, { username: name, password });
-      r.client.end(true);
-      refused = r.refused;
-      return refused !== undefined;
-    }, 2000);
-    expect(refused).toBe(0x8a);
+    expect(await refusedOnceHeard(transport, { username: name, password })).toBe(0x8a);
     await api(t, 'DELETE', `/api/bans/${ban.body.ban.id}`);
     expect(await until(async () => (await connectV5(transport, { username: name, password }).then((r) => (r.client.end(true), r.refused))) === undefined, 2000)).toBe(true);
   });
@@ -141,14 +149,7 @@ describe.each(['mqtt', 'ws'] as const)('MQTT.js protocolVersion 5 over %s', (tra
     expect(inside.connack?.reasonCode ?? 0).toBe(0);
     await inside.client.endAsync();
     expect((await api(t, 'PATCH', `/api/devices/${name}`, { enabled: false })).status).toBe(200);
-    let refused: number | undefined;
-    await until(async () => {
-      const r = await connectV5(transport, { username: name, password });
-      r.client.end(true);
-      refused = r.refused;
-      return refused !== undefined;
-    }, 2000);
-    expect(refused).toBe(0x87);
+    expect(await refusedOnceHeard(transport, { username: name, password })).toBe(0x87);
     // The refused will never reached the retained store.
     expect((await api(t, 'GET', `/api/retained/message?topic=${encodeURIComponent('victim/cmd')}`)).status).toBe(404);
   });

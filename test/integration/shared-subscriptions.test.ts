@@ -9,6 +9,7 @@ import type mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, connectClient, until, type TestRoost } from '../helpers/roost.js';
 import { ackBytes, connect5Bytes, connectBytes, subscribeBytes, subscribe5Bytes } from '../protocol/bytes.js';
+import type { RawClient } from '../protocol/raw-client.js';
 import { ADMIN_LOGIN, RAW_TRANSPORTS, open, startGuardedRoost, uniqueId } from '../protocol/suite.js';
 
 let t: TestRoost;
@@ -22,6 +23,16 @@ function received(client: MqttClient): string[] {
   const got: string[] = [];
   client.on('message', (_topic, payload) => got.push(String(payload)));
   return got;
+}
+
+/** A raw MQTT 3.1.1 client of the test's superuser, a member of `filter` at QoS 1; it acknowledges nothing by itself. */
+async function rawMember(transport: 'mqtt' | 'ws', prefix: string, filter: string): Promise<RawClient> {
+  const client = await open(t, transport);
+  client.send(connectBytes({ ...ADMIN_LOGIN, clientId: uniqueId(prefix) }));
+  expect((await client.next()).packet).toMatchObject({ cmd: 'connack', returnCode: 0 });
+  client.send(subscribeBytes(1, [[filter, 1]]));
+  expect((await client.next()).packet).toMatchObject({ cmd: 'suback', granted: [1] });
+  return client;
 }
 
 describe.each(['mqtt', 'ws'] as const)('over %s', (transport) => {
@@ -78,11 +89,7 @@ describe.each(['mqtt', 'ws'] as const)('over %s', (transport) => {
   it('a member that leaves with QoS 1 messages unacknowledged: they go to the other member, none lost', async () => {
     const topic = `shared/leave/${uniqueId(transport)}`;
     // A raw 3.1.1 member that takes its messages and never acknowledges them.
-    const silent = await open(t, transport);
-    silent.send(connectBytes({ ...ADMIN_LOGIN, clientId: uniqueId(`silent-${transport}`) }));
-    expect((await silent.next()).packet).toMatchObject({ cmd: 'connack', returnCode: 0 });
-    silent.send(subscribeBytes(1, [[`$share/g/${topic}`, 1]]));
-    expect((await silent.next()).packet).toMatchObject({ cmd: 'suback', granted: [1] });
+    const silent = await rawMember(transport, `silent-${transport}`, `$share/g/${topic}`);
     const other = await connectClient(t, transport, { protocolVersion: 5 });
     const gotOther = received(other);
     await other.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
@@ -101,11 +108,7 @@ describe.each(['mqtt', 'ws'] as const)('over %s', (transport) => {
 
   it('a member that acknowledged before it left: nothing goes again', async () => {
     const topic = `shared/acked/${uniqueId(transport)}`;
-    const first = await open(t, transport);
-    first.send(connectBytes({ ...ADMIN_LOGIN, clientId: uniqueId(`acker-${transport}`) }));
-    expect((await first.next()).packet).toMatchObject({ cmd: 'connack', returnCode: 0 });
-    first.send(subscribeBytes(1, [[`$share/g/${topic}`, 1]]));
-    expect((await first.next()).packet).toMatchObject({ cmd: 'suback', granted: [1] });
+    const first = await rawMember(transport, `acker-${transport}`, `$share/g/${topic}`);
     const other = await connectClient(t, transport, { protocolVersion: 4 });
     const gotOther = received(other);
     await other.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
